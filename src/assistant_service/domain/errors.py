@@ -1,0 +1,98 @@
+"""The package's exceptions: one base class, a short hierarchy.
+
+::
+
+    AssistantServiceError
+    ├── NotFoundError             unknown conversation, assistant, tool or secret
+    ├── ConflictError             a run is already active on the conversation
+    ├── InvalidInputError         a message, id or field the caller must fix
+    ├── ConfigurationError        settings, profiles or tools that cannot work
+    │   └── ToolRegistrationError a function that cannot become a tool
+    ├── ToolArgumentsError        a tool call whose arguments do not fit (never escapes a run)
+    ├── RunLimitError             a run that hit its tool-round limit
+    └── UpstreamError             the language model (or another backend) failed
+        └── UpstreamUnavailableError   retryable: rate limits, overload; may carry retry_after
+
+Each class has a stable ``code`` that the HTTP edge puts in error bodies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class AssistantServiceError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    code = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFoundError(AssistantServiceError):
+    """Something named by the caller does not exist."""
+
+    code = "not_found"
+
+    def __init__(self, kind: str, identifier: str) -> None:
+        super().__init__(f"unknown {kind}: {identifier!r}")
+        self.kind = kind
+        self.identifier = identifier
+
+
+class ConflictError(AssistantServiceError):
+    """A run is already active on this conversation."""
+
+    code = "conflict"
+
+
+class InvalidInputError(AssistantServiceError):
+    """Input the caller must fix; ``fields`` maps each bad field to what is wrong."""
+
+    code = "invalid_input"
+
+    def __init__(self, message: str, fields: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.fields: Mapping[str, str] = dict(fields or {})
+
+
+class ConfigurationError(AssistantServiceError):
+    """Settings, profiles or tools that cannot work as given."""
+
+    code = "configuration_error"
+
+
+class ToolRegistrationError(ConfigurationError):
+    """A function that cannot become a tool; the message names it and the parameter."""
+
+    code = "tool_registration_error"
+
+
+class ToolArgumentsError(AssistantServiceError):
+    """The model's arguments for a tool are not valid JSON or do not match its schema."""
+
+    code = "invalid_tool_arguments"
+
+
+class RunLimitError(AssistantServiceError):
+    """A run asked for more tool rounds than its assistant profile allows."""
+
+    code = "run_limit_exceeded"
+
+
+class UpstreamError(AssistantServiceError):
+    """The language model, or another backend, answered with an error."""
+
+    code = "upstream_error"
+
+
+class UpstreamUnavailableError(UpstreamError):
+    """The upstream is overloaded or rate limited; retrying later may work."""
+
+    code = "upstream_unavailable"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,109 @@
+"""Values of the domain: assistant profiles, conversations, messages, results."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+
+import attrs
+
+from assistant_service.domain.tools import ToolOutcome
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+
+
+@attrs.frozen
+class RunLimits:
+    """Bounds of one run; every loop and payload of a run is bounded by these."""
+
+    max_tool_rounds: int = attrs.field(default=8, validator=_positive)
+    tool_timeout: float = attrs.field(default=30.0, validator=_positive)
+    max_message_length: int = attrs.field(default=32_000, validator=_positive)
+    max_tool_calls_per_round: int = attrs.field(default=16, validator=_positive)
+    max_tool_output_length: int = attrs.field(default=20_000, validator=_positive)
+
+
+@attrs.frozen
+class AssistantProfile:
+    """How one assistant behaves: its model, instructions, tools and limits."""
+
+    id: str
+    model: str
+    instructions: str = ""
+    tools: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    temperature: float | None = None
+    limits: RunLimits = RunLimits()
+    # Backend-specific settings, e.g. the remote id of an Assistants-API assistant.
+    remote_id: str | None = None
+
+
+@attrs.frozen
+class Conversation:
+    """A conversation with one assistant; ``id`` is opaque (``conv_...``, ``thread_...``)."""
+
+    id: str
+    assistant_id: str
+    created_at: datetime
+    metadata: Mapping[str, str] = attrs.field(factory=dict)
+
+
+class Role(str, enum.Enum):
+    """Who wrote a message."""
+
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+@attrs.frozen
+class Message:
+    """One message of a conversation."""
+
+    role: Role
+    text: str
+
+
+@attrs.frozen
+class Usage:
+    """Tokens the model used; adds up over the steps of a run."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class RunStatus(str, enum.Enum):
+    """How a run ended."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@attrs.frozen
+class RunResult:
+    """What one run produced: the assistant's messages, the tool outcomes, usage."""
+
+    run_id: str
+    conversation_id: str
+    status: RunStatus
+    messages: tuple[Message, ...] = ()
+    tool_outcomes: tuple[ToolOutcome, ...] = ()
+    usage: Usage = Usage()
+    tool_rounds: int = 0
+
+    @property
+    def texts(self) -> list[str]:
+        """The assistant's message texts, in order."""
+        return [message.text for message in self.messages]

@@ -1,0 +1,15 @@
+"""Ports: the interfaces the domain needs from the outside world."""
+
+from assistant_service.ports.config import AssistantConfigRepository
+from assistant_service.ports.conversations import ConversationStore
+from assistant_service.ports.language_model import LanguageModel
+from assistant_service.ports.secrets import SecretRepository
+from assistant_service.ports.tools import ToolRegistry
+
+__all__ = [
+    "AssistantConfigRepository",
+    "ConversationStore",
+    "LanguageModel",
+    "SecretRepository",
+    "ToolRegistry",
+]
