@@ -1,0 +1,126 @@
+"""The run loop: one user turn, from the user's message to the assistant's answer."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from assistant_service.domain.errors import AssistantServiceError, RunLimitError
+from assistant_service.domain.events import (
+    MessageCompleted,
+    RunCompleted,
+    RunEvent,
+    RunFailed,
+    RunStarted,
+    TextDelta,
+    ToolCallCompleted,
+    ToolCallStarted,
+)
+from assistant_service.domain.models import (
+    AssistantProfile,
+    Conversation,
+    Message,
+    Role,
+    RunResult,
+    RunStatus,
+    Usage,
+)
+from assistant_service.domain.steps import (
+    ModelMessage,
+    ModelTextDelta,
+    ModelToolCall,
+    ModelUsage,
+    StepInput,
+    ToolResults,
+    UserInput,
+)
+from assistant_service.domain.tool_invocation import invoke_round
+from assistant_service.domain.tools import ToolCall, ToolOutcome
+
+if TYPE_CHECKING:
+    from assistant_service.ports.language_model import LanguageModel
+    from assistant_service.ports.tools import ToolRegistry
+
+log = logging.getLogger(__name__)
+
+
+def new_run_id() -> str:
+    return f"run_{uuid.uuid4().hex}"
+
+
+async def run_turn(  # noqa: C901, PLR0912 -- one loop, read top to bottom
+    *,
+    model: LanguageModel,
+    tools: ToolRegistry,
+    profile: AssistantProfile,
+    conversation: Conversation,
+    message: str,
+    run_id: str | None = None,
+) -> AsyncIterator[RunEvent]:
+    """Stream the events of one run; the last event is ``RunCompleted`` or ``RunFailed``.
+
+    Model errors end the run with ``RunFailed`` (never an exception); tool
+    failures become tool outputs. Each round's ``ToolCallCompleted`` events come
+    once every call of the round has finished, in call order: no task is left
+    running while this generator is suspended, so cancelling or closing it
+    cancels the tools in flight and leaks nothing.
+    """
+    run_id = run_id or new_run_id()
+    messages: list[Message] = []
+    outcomes: list[ToolOutcome] = []
+    usage = Usage()
+    rounds = 0
+
+    def result(status: RunStatus) -> RunResult:
+        return RunResult(
+            run_id=run_id,
+            conversation_id=conversation.id,
+            status=status,
+            messages=tuple(messages),
+            tool_outcomes=tuple(outcomes),
+            usage=usage,
+            tool_rounds=rounds,
+        )
+
+    yield RunStarted(run_id, conversation.id, profile.id)
+    specs = tools.specs(profile.tools)
+    step: StepInput = UserInput(message)
+    while True:
+        calls: list[ToolCall] = []
+        try:
+            async for event in model.stream_step(conversation, profile, step, specs):
+                if isinstance(event, ModelTextDelta):
+                    yield TextDelta(run_id, event.text)
+                elif isinstance(event, ModelMessage):
+                    completed = Message(Role.ASSISTANT, event.text)
+                    messages.append(completed)
+                    yield MessageCompleted(run_id, completed)
+                elif isinstance(event, ModelToolCall):
+                    calls.append(event.call)
+                elif isinstance(event, ModelUsage):
+                    usage += event.usage
+        except AssistantServiceError as error:
+            log.warning("run %s failed: %s", run_id, error.code)
+            yield RunFailed(run_id, error, result(RunStatus.FAILED))
+            return
+        if not calls:
+            yield RunCompleted(run_id, result(RunStatus.COMPLETED))
+            return
+        if rounds >= profile.limits.max_tool_rounds:
+            # The calls stay unanswered; the adapter repairs them on the next step.
+            error = RunLimitError(
+                f"the assistant asked for tools more than {profile.limits.max_tool_rounds} "
+                "times in one run"
+            )
+            yield RunFailed(run_id, error, result(RunStatus.FAILED))
+            return
+        rounds += 1
+        for call in calls:
+            yield ToolCallStarted(run_id, call)
+        round_outcomes = await invoke_round(calls, tools, profile.tools, profile.limits)
+        for outcome in round_outcomes:
+            outcomes.append(outcome)
+            yield ToolCallCompleted(run_id, outcome)
+        step = ToolResults(tuple(round_outcomes))

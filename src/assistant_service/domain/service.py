@@ -1,0 +1,131 @@
+"""The facade: start conversations, chat and stream, with inputs checked first."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
+from typing import TYPE_CHECKING
+
+import attrs
+
+from assistant_service.domain.errors import ConflictError, InvalidInputError
+from assistant_service.domain.events import RunCompleted, RunEvent, RunFailed
+from assistant_service.domain.models import AssistantProfile, Conversation, Message, RunResult
+from assistant_service.domain.run_loop import new_run_id, run_turn
+
+if TYPE_CHECKING:
+    from assistant_service.ports.config import AssistantConfigRepository
+    from assistant_service.ports.language_model import LanguageModel
+    from assistant_service.ports.tools import ToolRegistry
+
+_CONVERSATION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+@attrs.define
+class AssistantService:
+    """Chat with assistants over conversations.
+
+    Built from ports (see :func:`assistant_service.bootstrap` for defaults).
+    One run at a time per conversation: a second run on a conversation that has
+    one active is refused with :class:`ConflictError` (HTTP 409) rather than
+    queued, so a client never waits behind a run it cannot see. The guard is per
+    process; several processes sharing a backend rely on its own check.
+    """
+
+    _model: LanguageModel = attrs.field(alias="model")
+    _configs: AssistantConfigRepository = attrs.field(alias="configs")
+    _tools: ToolRegistry = attrs.field(alias="tools")
+    default_assistant_id: str | None = None
+    _active_runs: set[str] = attrs.field(factory=set, init=False)
+
+    async def start_conversation(
+        self, assistant_id: str | None = None, metadata: Mapping[str, str] | None = None
+    ) -> str:
+        """Open a conversation with ``assistant_id`` (or the default) and return its id.
+
+        Raises ``NotFoundError`` for an unknown assistant and ``InvalidInputError``
+        when no assistant is named and there is no default.
+        """
+        profile = await self._profile(assistant_id or self.default_assistant_id)
+        conversation = await self._model.open_conversation(profile, metadata)
+        return conversation.id
+
+    async def chat(self, conversation_id: str, message: str) -> RunResult:
+        """Run one turn and return its result.
+
+        Raises ``NotFoundError``, ``InvalidInputError`` or ``ConflictError`` before
+        the run, and the run's error (``UpstreamError``, ``RunLimitError``...) when it fails.
+        """
+        async with aclosing(self.stream(conversation_id, message)) as events:
+            async for event in events:
+                if isinstance(event, RunCompleted):
+                    return event.result
+                if isinstance(event, RunFailed):
+                    raise event.error
+        raise AssertionError("a run always ends with RunCompleted or RunFailed")  # pragma: no cover
+
+    async def stream(self, conversation_id: str, message: str) -> AsyncIterator[RunEvent]:
+        """Run one turn and stream its events; it ends with ``RunCompleted`` or ``RunFailed``.
+
+        Checks happen on the first iteration and raise as :meth:`chat` does.
+        Close the iterator when you stop early (``contextlib.aclosing``): that
+        cancels the tools in flight and frees the conversation for the next run.
+        """
+        conversation = await self._conversation(conversation_id)
+        profile = await self._profile(conversation.assistant_id)
+        _check_message(message, profile)
+        if conversation.id in self._active_runs:
+            raise ConflictError(f"a run is already active on conversation {conversation.id!r}")
+        self._active_runs.add(conversation.id)
+        try:
+            async with aclosing(
+                run_turn(
+                    model=self._model,
+                    tools=self._tools,
+                    profile=profile,
+                    conversation=conversation,
+                    message=message,
+                    run_id=new_run_id(),
+                )
+            ) as events:
+                async for event in events:
+                    yield event
+        finally:
+            self._active_runs.discard(conversation.id)
+
+    async def history(self, conversation_id: str) -> list[Message]:
+        """The conversation's messages, oldest first."""
+        conversation = await self._conversation(conversation_id)
+        return await self._model.history(conversation.id)
+
+    async def profile(self, assistant_id: str | None = None) -> AssistantProfile:
+        """The profile of ``assistant_id``, or of the default assistant."""
+        return await self._profile(assistant_id or self.default_assistant_id)
+
+    async def _conversation(self, conversation_id: str) -> Conversation:
+        if not isinstance(conversation_id, str) or not _CONVERSATION_ID.fullmatch(conversation_id):
+            raise InvalidInputError(
+                "invalid conversation id",
+                {"conversation_id": "must be 1 to 128 letters, digits, '_' or '-'"},
+            )
+        return await self._model.get_conversation(conversation_id)
+
+    async def _profile(self, assistant_id: str | None) -> AssistantProfile:
+        if not assistant_id:
+            raise InvalidInputError(
+                "no assistant named and no default assistant",
+                {"assistant_id": "required: this service has no default assistant"},
+            )
+        return await self._configs.get(assistant_id)
+
+
+def _check_message(message: str, profile: AssistantProfile) -> None:
+    if not isinstance(message, str) or not message.strip():
+        raise InvalidInputError("the message is empty", {"message": "must not be empty"})
+    limit = profile.limits.max_message_length
+    if len(message) > limit:
+        raise InvalidInputError(
+            "the message is too long",
+            {"message": f"at most {limit} characters, got {len(message)}"},
+        )
