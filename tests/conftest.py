@@ -1,0 +1,11 @@
+"""Fixtures shared by every test directory."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    # Quart and Hypercorn run on asyncio; the domain is tested on the same loop.
+    return "asyncio"
