@@ -72,7 +72,9 @@ def scripted_model() -> ScriptedModel:
 @pytest.fixture
 def assistant_profile(tool_registry: FunctionToolRegistry) -> AssistantProfile:
     """The assistant under test; override it to test your own. Allows every registered tool."""
-    return AssistantProfile(id="test-assistant", model="scripted", tools=tuple(tool_registry.names()))
+    return AssistantProfile(
+        id="test-assistant", model="scripted", tools=tuple(tool_registry.names())
+    )
 
 
 @pytest.fixture

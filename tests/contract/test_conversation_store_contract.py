@@ -30,7 +30,9 @@ def store(request) -> ConversationStore:
 
 
 def conversation(identifier: str = "conv_1") -> Conversation:
-    return Conversation(identifier, "assistant-1", datetime(2026, 11, 1, tzinfo=timezone.utc), {"k": "v"})
+    return Conversation(
+        identifier, "assistant-1", datetime(2026, 11, 1, tzinfo=timezone.utc), {"k": "v"}
+    )
 
 
 async def test_a_created_conversation_can_be_read_back(store):

@@ -14,7 +14,6 @@ from assistant_service.domain.models import AssistantProfile, RunLimits
 from assistant_service.domain.service import AssistantService
 
 
-
 class Harness:
     """A service whose tools and limits each test sets up."""
 

@@ -12,7 +12,16 @@ import pytest
 import assistant_service
 
 PACKAGE = Path(assistant_service.__file__).parent
-FORBIDDEN_IN_CORE = {"openai", "quart", "hypercorn", "google", "httpx", "httpx2", "structlog", "cattrs"}
+FORBIDDEN_IN_CORE = {
+    "openai",
+    "quart",
+    "hypercorn",
+    "google",
+    "httpx",
+    "httpx2",
+    "structlog",
+    "cattrs",
+}
 
 
 def imported_top_level_names(path: Path) -> set[str]:
@@ -41,10 +50,13 @@ def test_the_ports_import_nothing_but_the_domain_and_stdlib():
         own = {
             node.module
             for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("assistant_service")
+            if isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("assistant_service")
         }
         assert all(
-            module.startswith(("assistant_service.domain", "assistant_service.ports")) for module in own
+            module.startswith(("assistant_service.domain", "assistant_service.ports"))
+            for module in own
         ), (path, own)
 
 

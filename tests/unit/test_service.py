@@ -71,6 +71,7 @@ async def test_a_second_run_on_a_busy_conversation_is_refused(harness):
 
     async with aclosing(service.stream(conversation, "first")) as events:
         first = await events.__anext__()  # the run is now active
+        assert isinstance(await events.__anext__(), TextDelta)  # and its step has begun
         with pytest.raises(ConflictError):
             await service.chat(conversation, "second")
         # Runs on other conversations are not affected, even while this one is busy.
@@ -118,7 +119,7 @@ async def test_cancelling_the_consumer_cancels_tools_in_flight(harness):
     async def consume() -> None:
         async with aclosing(service.stream(conversation, "go")) as events:
             async for event in events:
-                seen.append(event)
+                seen.append(event)  # noqa: PERF401 -- keep what arrived before the cancellation
 
     async with anyio.create_task_group() as group:
         group.start_soon(consume)

@@ -11,7 +11,11 @@ from assistant_service.adapters.secrets.memory import (
     EnvironmentSecretRepository,
     InMemorySecretRepository,
 )
-from assistant_service.domain.errors import InvalidInputError, NotFoundError, UpstreamUnavailableError
+from assistant_service.domain.errors import (
+    InvalidInputError,
+    NotFoundError,
+    UpstreamUnavailableError,
+)
 from assistant_service.domain.models import Conversation, RunLimits
 from assistant_service.domain.secrets import Secret
 
@@ -47,7 +51,11 @@ def test_limits_must_be_positive(field):
 
 def test_upstream_unavailable_carries_retry_after():
     error = UpstreamUnavailableError("slow down", retry_after=2.5)
-    assert (error.code, error.retry_after, error.message) == ("upstream_unavailable", 2.5, "slow down")
+    assert (error.code, error.retry_after, error.message) == (
+        "upstream_unavailable",
+        2.5,
+        "slow down",
+    )
 
 
 @pytest.mark.anyio

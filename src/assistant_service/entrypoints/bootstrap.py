@@ -77,11 +77,13 @@ def _registry(tools: ToolRegistry | Mapping[str, ToolSource] | None) -> ToolRegi
         return tools
     registry = FunctionToolRegistry()
     for namespace, source in tools.items():
+        functions: Iterable[Callable[..., Any]] = ()
         if isinstance(source, ModuleType):
             registry.register_module(source, namespace=namespace)
         else:
-            for function in source:
-                registry.register(function, namespace=namespace)
+            functions = source
+        for function in functions:
+            registry.register(function, namespace=namespace)
     return registry
 
 
