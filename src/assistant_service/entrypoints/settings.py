@@ -92,6 +92,8 @@ class Settings:
     logging_level: LogLevel = LogLevel.INFO
     stream: LogStream = LogStream.STDOUT
     log_format: LogFormat = LogFormat.JSON
+    # Containers must listen on every interface; the CLI's --host overrides it.
+    host: str = "0.0.0.0"  # noqa: S104
     port: int = 8000
     max_body_bytes: int = 1_048_576
     max_message_length: int = 32_000
@@ -190,16 +192,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     try:
         settings = _CONVERTER.structure(raw, Settings)
     except cattrs.ClassValidationError as error:
-        _with_notes, _without = error.group_exceptions()
-        for _exception, note in _with_notes:
-            field = fields[note.name]
-            shown = "" if field.name == "openai_api_key" else f", got {raw.get(note.name)!r}"
-            problems.append(f"{env_name(note.name)}: expected {_expected(field)}{shown}")
-        problems.extend(f"{type(exc).__name__}: {exc}" for exc in _without)
-        raise SettingsError("invalid settings: " + "; ".join(sorted(problems))) from None
+        for _exception, note in error.group_exceptions()[0]:
+            field = fields[str(note.name)]
+            shown = "" if field.name == "openai_api_key" else f", got {raw.pop(field.name)!r}"
+            raw.pop(field.name, None)
+            problems.append(f"{env_name(field.name)}: expected {_expected(field)}{shown}")
+        # Without the bad values the rest still structures: report its problems too.
+        settings = _CONVERTER.structure(raw, Settings)
     for name, (check, wanted) in _RANGES.items():
         value = getattr(settings, name)
-        if not check(value):
+        if name in raw and not check(value):
             problems.append(f"{env_name(name)}: expected {wanted}, got {raw.get(name)!r}")
     if settings.production:
         missing = [env_name(name) for name in PRODUCTION_REQUIRES if not getattr(settings, name)]

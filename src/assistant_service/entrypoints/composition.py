@@ -1,0 +1,133 @@
+"""The service's composition root: :class:`Services` from :class:`Settings`.
+
+Development (the default) holds the demo assistant in memory and answers with
+the offline model unless an API key is set. Production reads assistant
+profiles from the bucket and the API key from Secret Manager. Adapters that
+need an extra (openai, google-cloud-*) are imported here, inside the functions,
+so the service starts without the extras it does not use.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from assistant_service.adapters.config.memory import InMemoryConfigRepository
+from assistant_service.adapters.llm.scripted import offline_model
+from assistant_service.adapters.secrets.memory import InMemorySecretRepository
+from assistant_service.domain.errors import ConfigurationError
+from assistant_service.entrypoints.bootstrap import bootstrap, demo_profile, demo_tools
+from assistant_service.entrypoints.http.services import Services
+from assistant_service.entrypoints.settings import LLMBackend, Settings
+from assistant_service.ports.config import AssistantConfigRepository
+from assistant_service.ports.language_model import LanguageModel
+from assistant_service.ports.secrets import SecretRepository
+from assistant_service.ports.tools import ToolRegistry
+
+log = logging.getLogger(__name__)
+
+DEMO_ASSISTANT_ID = "demo"
+
+
+async def services_from_settings(
+    settings: Settings, *, tools: ToolRegistry | None = None
+) -> Services:
+    """Build the services ``settings`` describe.
+
+    ``tools`` defaults to the demo tools (and, in production, the tools found
+    through the ``assistant_service.tools`` entry points). Raises
+    ``ConfigurationError`` when a backend's extra is not installed.
+    """
+    registry = tools or demo_tools()
+    if settings.production:
+        configs, secrets = _production_repositories(settings)
+        default = settings.assistant_id
+    else:
+        configs = InMemoryConfigRepository.of(demo_profile(registry))
+        key = settings.openai_api_key
+        secrets = InMemorySecretRepository(
+            values={settings.openai_api_key_secret: key.reveal()} if key else {}
+        )
+        default = settings.assistant_id or DEMO_ASSISTANT_ID
+    needs_key = settings.backend is not LLMBackend.OFFLINE
+    model = await _model(settings, secrets) if needs_key else _offline(settings)
+    assistant = bootstrap(
+        model=model, configs=configs, tools=registry, default_assistant_id=default
+    )
+    return Services(
+        assistant=assistant,
+        configs=configs,
+        secrets=secrets,
+        settings=settings,
+        required_secrets=(settings.openai_api_key_secret,) if needs_key else (),
+    )
+
+
+def _offline(settings: Settings) -> LanguageModel:
+    if settings.llm_backend is None:
+        log.warning(
+            "OPENAI_API_KEY is not set: answering with the OFFLINE demo model, not OpenAI. "
+            "Set OPENAI_API_KEY (or LLM_BACKEND=offline to silence this warning)."
+        )
+    return offline_model()
+
+
+async def _model(settings: Settings, secrets: SecretRepository) -> LanguageModel:
+    """The OpenAI-backed model; the key is read here and handed to the client only."""
+    key = await secrets.get(settings.openai_api_key_secret)
+    try:
+        from assistant_service.adapters.llm import openai_support  # noqa: PLC0415 -- extra
+    except ImportError as error:
+        raise ConfigurationError(
+            f"LLM_BACKEND={settings.backend.value} needs the openai extra: "
+            f"pip install 'assistant-service[openai]' ({error})"
+        ) from None
+    client = openai_support.make_openai_client(
+        api_key=key,
+        base_url=settings.openai_base_url,
+        timeout=settings.openai_timeout,
+        max_retries=settings.openai_max_retries,
+    )
+    return _openai_model(settings, client)
+
+
+def _openai_model(settings: Settings, client: Any) -> LanguageModel:
+    # The hook for each OpenAI backend: its module is imported only when chosen.
+    backend = settings.backend
+    if backend is LLMBackend.RESPONSES:
+        from assistant_service.adapters.llm.openai_responses import (  # noqa: PLC0415 -- extra
+            OpenAIResponsesModel,
+        )
+
+        model: LanguageModel = OpenAIResponsesModel(client, state=settings.responses_state.value)
+        return model
+    # TODO(lead): wire LLM_BACKEND=assistants and chat when their adapters are merged.
+    raise ConfigurationError(f"LLM_BACKEND={backend.value} is not available in this build")
+
+
+def _production_repositories(
+    settings: Settings,
+) -> tuple[AssistantConfigRepository, SecretRepository]:
+    """Profiles from the bucket, secrets from Secret Manager (the ``gcp`` extra)."""
+    try:
+        from assistant_service.adapters.config.gcs import (  # noqa: PLC0415 -- extra
+            GCSConfigRepository,
+        )
+        from assistant_service.adapters.secrets.secret_manager import (  # noqa: PLC0415 -- extra
+            SecretManagerRepository,
+        )
+    except ImportError as error:
+        raise ConfigurationError(
+            "ENVIRONMENT=production needs the gcp extra and its adapters: "
+            f"pip install 'assistant-service[gcp]' ({error})"
+        ) from None
+    # TODO(lead): match the GCP adapters' constructors once that branch is merged.
+    configs: AssistantConfigRepository = GCSConfigRepository(  # type: ignore[call-arg]
+        bucket=settings.bucket_id, project=settings.project_id, cache_ttl=settings.config_cache_ttl
+    )
+    secrets: SecretRepository = SecretManagerRepository(  # type: ignore[call-arg]
+        project=settings.project_id,
+        endpoint=settings.secret_manager_endpoint,
+        cache_ttl=settings.secret_cache_ttl,
+    )
+    return configs, secrets

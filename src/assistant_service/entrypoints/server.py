@@ -1,0 +1,134 @@
+"""Run the app under Hypercorn: one process, or several sharing the listening sockets.
+
+On SIGTERM (or SIGINT) the server stops accepting connections, answers
+``/readyz`` with 503, closes idle WebSockets and lets runs in flight finish for
+up to ``GRACEFUL_TIMEOUT`` seconds; what is still running then is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+from collections.abc import Awaitable, Callable
+from multiprocessing.synchronize import Event as ProcessEvent
+from typing import Any
+
+from hypercorn.asyncio.run import worker_serve
+from hypercorn.config import Config, Sockets
+from hypercorn.utils import wrap_app
+from quart import Quart
+
+from assistant_service.entrypoints.composition import services_from_settings
+from assistant_service.entrypoints.http.app import create_app, edge_state
+from assistant_service.entrypoints.logs import configure_logging
+from assistant_service.entrypoints.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+# Hypercorn closes a socket (1009) past this multiple of MAX_WS_MESSAGE_BYTES; up to
+# it, the app answers an oversized frame with an error event and keeps the socket.
+WS_HARD_LIMIT_FACTOR = 4
+_POLL_SECONDS = 0.1
+
+ShutdownTrigger = Callable[[], Awaitable[None]]
+
+
+def hypercorn_config(settings: Settings, host: str, port: int) -> Config:
+    """Hypercorn's config from the settings; its own access log stays off (the app logs)."""
+    config = Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = settings.graceful_timeout
+    config.websocket_max_message_size = settings.max_ws_message_bytes * WS_HARD_LIMIT_FACTOR
+    config.websocket_ping_interval = settings.ws_ping_interval
+    config.include_server_header = False
+    return config
+
+
+async def serve(
+    settings: Settings,
+    config: Config,
+    *,
+    sockets: Sockets | None = None,
+    shutdown_trigger: ShutdownTrigger | None = None,
+    app: Quart | None = None,
+) -> None:
+    """Serve until ``shutdown_trigger`` returns (default: SIGTERM or SIGINT), then drain.
+
+    ``app`` defaults to the app of :func:`services_from_settings`.
+    """
+    if app is None:
+        app = create_app(await services_from_settings(settings))
+    state = edge_state(app)
+    trigger = shutdown_trigger or _signal_trigger()
+
+    async def drain_on_trigger() -> None:
+        await trigger()
+        log.info("shutting down: finishing runs in flight for up to %ss", config.graceful_timeout)
+        state.begin_draining()
+
+    await worker_serve(
+        wrap_app(app, config.wsgi_max_body_size, "asgi"),
+        config,
+        sockets=sockets,
+        shutdown_trigger=drain_on_trigger,
+    )
+    log.info("server stopped")
+
+
+def _signal_trigger() -> ShutdownTrigger:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop.wait
+
+
+def run_server(settings: Settings, *, host: str, port: int, workers: int = 1) -> int:
+    """Serve in this process (``workers == 1``) or in ``workers`` spawned processes."""
+    config = hypercorn_config(settings, host, port)
+    if workers <= 1:
+        asyncio.run(serve(settings, config))
+        return 0
+    return _run_workers(config, workers)
+
+
+def _run_workers(config: Config, workers: int) -> int:
+    # Each worker re-reads the environment: settings hold a Secret, which never pickles.
+    sockets = config.create_sockets()
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    processes = [
+        context.Process(target=_worker, args=(config.bind, sockets, stop), daemon=True)
+        for _ in range(workers)
+    ]
+
+    def request_stop(*_args: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # children inherit "ignore"; the parent decides
+    for process in processes:
+        process.start()
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    for process in processes:
+        process.join()
+    for sock in sockets.insecure_sockets:
+        sock.close()
+    return max((process.exitcode or 0) for process in processes)
+
+
+def _worker(bind: list[str], sockets: Sockets, stop: ProcessEvent) -> None:
+    settings = load_settings()
+    configure_logging(settings)
+    host, _, port = bind[0].rpartition(":")
+    config = hypercorn_config(settings, host.strip("[]"), int(port))
+
+    async def stopped() -> None:
+        while not stop.is_set():
+            await asyncio.sleep(_POLL_SECONDS)
+
+    asyncio.run(serve(settings, config, sockets=sockets, shutdown_trigger=stopped))
