@@ -145,21 +145,3 @@ def read_logs(settings: Settings) -> Iterator[Callable[[], list[dict[str, Any]]]
         root.removeHandler(handler)
     root.setLevel(logging.WARNING)
     structlog.reset_defaults()
-
-
-async def start(client: Any, **query: str) -> str:
-    response = await client.get("/start", query_string=query)
-    assert response.status_code == 200, await response.get_data()
-    body = await response.get_json()
-    return str(body["thread_id"])
-
-
-def sse_events(raw: bytes) -> list[dict[str, Any]]:
-    events = []
-    for block in raw.decode().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "data" in lines:
-            payload = json.loads(lines["data"])
-            assert payload["type"] == lines["event"]
-            events.append(payload)
-    return events

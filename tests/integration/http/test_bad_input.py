@@ -6,7 +6,7 @@ import json
 
 import anyio
 import pytest
-from conftest import start
+from http_support import start
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

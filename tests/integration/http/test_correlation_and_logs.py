@@ -7,7 +7,7 @@ import logging
 
 import pytest
 import structlog
-from conftest import start
+from http_support import start
 
 from assistant_service.adapters.llm.scripted import call_tool, call_tools, reply
 

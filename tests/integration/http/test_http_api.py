@@ -6,7 +6,7 @@ from functools import partial
 
 import anyio
 import pytest
-from conftest import sse_events, start
+from http_support import sse_events, start
 
 from assistant_service.adapters.llm.scripted import call_tool, call_tools, fail, reply
 from assistant_service.domain.errors import UpstreamError, UpstreamUnavailableError

@@ -7,7 +7,7 @@ import json
 import anyio
 import attrs
 import pytest
-from conftest import start
+from http_support import start
 from quart.testing.connections import WebsocketDisconnectError
 
 from assistant_service.adapters.llm.scripted import call_tool, call_tools, fail, reply
