@@ -4,10 +4,16 @@ It runs before Quart, so the ID is bound (``structlog.contextvars``, key
 ``correlation_id``) for every task Quart starts for the request, echoed on
 every response (errors included, and the WebSocket handshake), and written on
 the one access line logged when the request or socket ends.
+
+It also turns the server cancelling a request (the graceful timeout ran out)
+into a client disconnect: Quart runs each request in tasks of its own and
+leaves them running when its caller is cancelled, so a run would outlive the
+server; a disconnect is what Quart knows how to cancel.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -86,7 +92,7 @@ class CorrelationMiddleware:
 
         with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
             try:
-                await self.app(scope, receive, send_with_header)
+                await _disconnect_on_cancel(self.app, scope, receive, send_with_header)
             except Exception:
                 status = status or 500
                 raise
@@ -100,3 +106,31 @@ class CorrelationMiddleware:
                     status=status or 499,
                     duration_ms=round((time.perf_counter() - started) * 1000, 1),
                 )
+
+
+async def _disconnect_on_cancel(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Call ``app``; if this task is cancelled, tell the app the client left, wait, re-raise."""
+    closing = asyncio.Event()
+    disconnect: Message = {"type": f"{scope['type']}.disconnect", "code": 1012}
+
+    async def receive_until_closing() -> Message:
+        if closing.is_set():
+            return disconnect
+        message = asyncio.ensure_future(receive())
+        closed = asyncio.ensure_future(closing.wait())
+        try:
+            await asyncio.wait({message, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+        if message.done():
+            return message.result()
+        message.cancel()
+        return disconnect
+
+    inner = asyncio.ensure_future(app(scope, receive_until_closing, send))
+    try:
+        await asyncio.shield(inner)
+    except asyncio.CancelledError:
+        closing.set()
+        await inner
+        raise
