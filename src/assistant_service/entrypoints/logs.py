@@ -28,12 +28,13 @@ _HANDLER_NAME = "assistant_service"
 
 def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """Replace the values of secret-looking keys, and key-shaped text, with ``[REDACTED]``."""
-    return _redact_mapping(event_dict)
+    _redact_mapping(event_dict)
+    return event_dict
 
 
-def _redact_mapping(mapping: MutableMapping[str, Any]) -> Any:
+def _redact_mapping(mapping: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(mapping.items()):
-        if isinstance(key, str) and _SECRET_KEY.search(key) and value is not None:
+        if _SECRET_KEY.search(str(key)) and value is not None:
             mapping[key] = REDACTED
         else:
             mapping[key] = _redact_value(value)

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 WS_HARD_LIMIT_FACTOR = 4
 _POLL_SECONDS = 0.1
 
-ShutdownTrigger = Callable[[], Awaitable[None]]
+ShutdownTrigger = Callable[[], Awaitable[object]]
 
 
 def hypercorn_config(settings: Settings, host: str, port: int) -> Config:
@@ -128,7 +128,8 @@ def _worker(bind: list[str], sockets: Sockets, stop: ProcessEvent) -> None:
     config = hypercorn_config(settings, host.strip("[]"), int(port))
 
     async def stopped() -> None:
-        while not stop.is_set():
+        # A process-shared event cannot wake an event loop: poll it, cheaply.
+        while not stop.is_set():  # noqa: ASYNC110
             await asyncio.sleep(_POLL_SECONDS)
 
     asyncio.run(serve(settings, config, sockets=sockets, shutdown_trigger=stopped))

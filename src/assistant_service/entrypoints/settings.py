@@ -140,7 +140,7 @@ def env_name(field: str) -> str:
     return field.upper()
 
 
-def _number(kind: type[float] | type[int]) -> Callable[[Any, Any], Any]:
+def _number(kind: type[float | int]) -> Callable[[Any, Any], Any]:
     def structure(value: Any, _type: Any) -> Any:
         number = kind(str(value).strip())
         if isinstance(number, float) and not math.isfinite(number):

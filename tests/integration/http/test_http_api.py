@@ -5,12 +5,13 @@ from __future__ import annotations
 from functools import partial
 
 import anyio
+import attrs
 import pytest
 from http_support import sse_events, start
 
 from assistant_service.adapters.llm.scripted import call_tool, call_tools, fail, reply
 from assistant_service.domain.errors import UpstreamError, UpstreamUnavailableError
-from assistant_service.entrypoints.http.app import edge_state
+from assistant_service.entrypoints.http.app import create_app, edge_state
 
 pytestmark = pytest.mark.anyio
 
@@ -179,7 +180,9 @@ async def test_a_second_run_on_a_busy_thread_is_409(app, client, model, probe):
     assert edge_state(app).slots.active == 0
 
 
-async def test_past_the_run_limit_the_server_answers_503_with_retry_after(app, client, model, probe):
+async def test_past_the_run_limit_the_server_answers_503_with_retry_after(
+    app, client, model, probe
+):
     edge_state(app).slots.limit = 1
     busy, other = await start(client), await start(client)
     model.script(call_tools(call_tool("t.wait", {"seconds": 0.3})), reply("ok"))
@@ -194,7 +197,7 @@ async def test_past_the_run_limit_the_server_answers_503_with_retry_after(app, c
 
 async def test_unexpected_errors_are_500_without_a_traceback(client, services, read_logs):
     class Broken:
-        async def get(self, assistant_id):
+        async def get(self, _assistant_id):
             raise RuntimeError("secret internals")
 
     services.assistant._configs = Broken()
@@ -231,10 +234,6 @@ async def test_health_and_readiness(app, client):
 
 
 async def test_readiness_fails_when_a_required_secret_is_missing(services):
-    import attrs
-
-    from assistant_service.entrypoints.http.app import create_app
-
     app = create_app(attrs.evolve(services, required_secrets=("openai-api-key",)))
     async with app.test_app():
         response = await app.test_client().get("/readyz")

@@ -148,10 +148,9 @@ async def test_a_client_that_disconnects_mid_run_cancels_the_run_and_its_tools(
 async def test_an_idle_socket_is_closed(services):
     settings = attrs.evolve(services.settings, ws_idle_timeout=0.2)
     app = create_app(attrs.evolve(services, settings=settings))
-    async with app.test_app():
-        async with app.test_client().websocket("/stream") as socket:
-            with anyio.fail_after(5), pytest.raises(WebsocketDisconnectError) as closed:
-                await socket.receive()
+    async with app.test_app(), app.test_client().websocket("/stream") as socket:
+        with anyio.fail_after(5), pytest.raises(WebsocketDisconnectError) as closed:
+            await socket.receive()
     assert closed.value.args[0] == 1001
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from assistant_service.entrypoints import cli
@@ -31,8 +33,6 @@ def test_bad_settings_fail_with_one_line_and_no_traceback(capsys, monkeypatch):
 
 
 def test_every_command_module_has_add_commands():
-    import importlib
-
     for name in cli.COMMAND_MODULES:
         assert callable(importlib.import_module(name).add_commands)
 

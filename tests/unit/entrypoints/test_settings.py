@@ -84,9 +84,11 @@ def test_production_requires_the_gcp_values_but_not_the_api_key():
     assert settings.production
     assert settings.openai_api_key is None
     assert settings.backend is LLMBackend.RESPONSES  # the key comes from Secret Manager
-    assert settings.openai_api_key_secret == "openai-api-key"
+    assert settings.openai_api_key_secret == "openai-api-key"  # noqa: S105 -- a name
 
 
 def test_an_unknown_environment_is_refused():
-    with pytest.raises(SettingsError, match="ENVIRONMENT: expected one of development|production"):
+    with pytest.raises(
+        SettingsError, match=r"ENVIRONMENT: expected one of development\|production"
+    ):
         load_settings({"ENVIRONMENT": "staging"})

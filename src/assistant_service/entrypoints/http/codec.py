@@ -60,7 +60,13 @@ def _strict_str(value: Any, _type: Any) -> str:
 
 
 def _json_type(value: Any) -> str:
-    names = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
+    names = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "an array",
+        dict: "an object",
+    }
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
@@ -103,7 +109,11 @@ def _converter() -> cattrs.Converter:
     unstructure = converter.register_unstructure_hook
     unstructure(
         RunStarted,
-        lambda e: {"run_id": e.run_id, "thread_id": e.conversation_id, "assistant_id": e.assistant_id},
+        lambda e: {
+            "run_id": e.run_id,
+            "thread_id": e.conversation_id,
+            "assistant_id": e.assistant_id,
+        },
     )
     unstructure(TextDelta, lambda e: {"run_id": e.run_id, "text": e.text})
     unstructure(
@@ -167,7 +177,7 @@ def parse_chat_request(raw: bytes | str) -> ChatRequest:
         raise InvalidInputError("invalid request fields", _field_errors(error)) from None
     except cattrs.ForbiddenExtraKeysError as error:
         raise InvalidInputError(
-            "unknown request fields", {key: "unknown field" for key in sorted(error.extra_fields)}
+            "unknown request fields", dict.fromkeys(sorted(error.extra_fields), "unknown field")
         ) from None
 
 
@@ -181,7 +191,7 @@ def _field_errors(error: cattrs.ClassValidationError) -> dict[str, str]:
             fields[str(note.name)] = str(exception)
     for exception in without_notes:
         if isinstance(exception, cattrs.ForbiddenExtraKeysError):
-            fields.update({key: "unknown field" for key in sorted(exception.extra_fields)})
+            fields.update(dict.fromkeys(sorted(exception.extra_fields), "unknown field"))
         else:
             fields["$"] = str(exception)
     return fields

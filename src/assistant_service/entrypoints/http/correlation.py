@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import attrs
@@ -30,7 +30,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# Quart and Hypercorn type their scopes as TypedDicts; the middleware passes them through.
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 access_log = structlog.get_logger("assistant_service.access")
 
@@ -55,7 +56,7 @@ def from_headers(headers: list[tuple[bytes, bytes]]) -> str:
     return new_correlation_id()
 
 
-def correlation_id_of(scope: Scope) -> str:
+def correlation_id_of(scope: Mapping[str, object]) -> str:
     """The ID the middleware put in ``scope`` (a new one when it did not run)."""
     value = scope.get(SCOPE_KEY)
     return value if isinstance(value, str) else new_correlation_id()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import anyio
 
@@ -22,9 +23,7 @@ async def readiness(services: Services, state: EdgeState) -> tuple[bool, dict[st
         checks["server"] = "draining"
     checks["config"] = await _check(_configs, services)
     checks["secrets"] = await _check(_secrets, services)
-    return all(value == "ok" for key, value in checks.items() if key != "server") and (
-        "server" not in checks
-    ), checks
+    return all(value == "ok" for value in checks.values()), checks
 
 
 async def _configs(services: Services) -> None:
@@ -39,17 +38,17 @@ async def _secrets(services: Services) -> None:
         await services.secrets.get(name)
 
 
-async def _check(check: object, services: Services) -> str:
+async def _check(check: Callable[[Services], Awaitable[None]], services: Services) -> str:
     try:
         with anyio.fail_after(CHECK_TIMEOUT):
-            await check(services)  # type: ignore[operator]
+            await check(services)
     except TimeoutError:
-        log.warning("readiness check %s timed out", getattr(check, "__name__", check))
+        log.warning("readiness check %s timed out", check.__name__)
         return "timeout"
     except AssistantServiceError as error:
-        log.warning("readiness check %s failed: %s", getattr(check, "__name__", check), error.code)
+        log.warning("readiness check %s failed: %s", check.__name__, error.code)
         return error.code
-    except Exception:  # noqa: BLE001 -- an adapter's bug must make us unready, not crash the probe
+    except Exception:
         log.exception("readiness check failed")
         return "error"
     return "ok"

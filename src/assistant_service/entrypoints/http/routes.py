@@ -110,10 +110,16 @@ async def _event_stream(services: Services, state: EdgeState, chat: ChatRequest)
                     yield _sse(event_payload(event, cid))
         except AssistantServiceError as error:
             yield _sse(error_event(error, cid))
-        except Exception:  # noqa: BLE001 -- the status is sent; the stream ends with an error event
+        except Exception:
             log.exception("stream failed")
-            yield _sse({"type": "error", "code": "internal_error",
-                        "message": "the server could not finish the run", "correlation_id": cid})
+            yield _sse(
+                {
+                    "type": "error",
+                    "code": "internal_error",
+                    "message": "the server could not finish the run",
+                    "correlation_id": cid,
+                }
+            )
         finally:
             state.slots.release()
 
@@ -127,5 +133,3 @@ async def _event_stream(services: Services, state: EdgeState, chat: ChatRequest)
 
 def _sse(payload: dict[str, Any]) -> bytes:
     return f"event: {payload['type']}\ndata: {dumps(payload)}\n\n".encode()
-
-

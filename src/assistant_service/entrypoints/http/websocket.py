@@ -96,7 +96,7 @@ class SocketSession:
                     await self._emit(event_payload(event, self._correlation_id))
         except AssistantServiceError as error:
             await self._emit(error_event(error, self._correlation_id))
-        except Exception:  # noqa: BLE001 -- one run's bug must not take the socket down
+        except Exception:
             log.exception("run failed unexpectedly")
             await self._emit(
                 {
