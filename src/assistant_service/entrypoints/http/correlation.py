@@ -14,6 +14,7 @@ server; a disconnect is what Quart knows how to cancel.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -110,28 +111,24 @@ class CorrelationMiddleware:
 
 
 async def _disconnect_on_cancel(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-    """Call ``app``; if this task is cancelled, tell the app the client left, wait, re-raise."""
-    closing = asyncio.Event()
-    disconnect: Message = {"type": f"{scope['type']}.disconnect", "code": 1012}
+    """Call ``app``; if this task is cancelled, end the app's request as a disconnect would.
 
-    async def receive_until_closing() -> Message:
-        if closing.is_set():
-            return disconnect
-        message = asyncio.ensure_future(receive())
-        closed = asyncio.ensure_future(closing.wait())
-        try:
-            await asyncio.wait({message, closed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closed.cancel()
-        if message.done():
-            return message.result()
-        message.cancel()
-        return disconnect
+    Quart reads ``receive`` in a task of its own and, when that task ends,
+    cancels the request's handler and waits for it. Cancelling the reader is
+    that signal; it costs no task per message.
+    """
+    reader: asyncio.Task[Any] | None = None
 
-    inner = asyncio.ensure_future(app(scope, receive_until_closing, send))
+    async def tracked_receive() -> Message:
+        nonlocal reader
+        reader = asyncio.current_task()
+        return await receive()
+
+    inner = asyncio.ensure_future(app(scope, tracked_receive, send))
     try:
         await asyncio.shield(inner)
     except asyncio.CancelledError:
-        closing.set()
-        await inner
+        (reader if reader is not None and not reader.done() else inner).cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await inner
         raise

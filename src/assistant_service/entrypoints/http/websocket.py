@@ -55,8 +55,7 @@ class SocketSession:
     async def serve(self) -> None:
         """Serve until the client leaves, the socket idles out or the server drains."""
         async with anyio.create_task_group() as group:
-            group.start_soon(self._reap_when_idle, group.cancel_scope)
-            group.start_soon(self._close_when_draining, group.cancel_scope)
+            group.start_soon(self._close_when_idle_or_draining, group.cancel_scope)
             while True:
                 frame = await self._receive()
                 self._idle_since = anyio.current_time()
@@ -115,22 +114,20 @@ class SocketSession:
     async def _emit(self, payload: dict[str, Any]) -> None:
         await self._send(dumps(payload))
 
-    async def _reap_when_idle(self, scope: anyio.CancelScope) -> None:
+    async def _close_when_idle_or_draining(self, scope: anyio.CancelScope) -> None:
+        # One watcher per socket (idle sockets are many: each task costs memory).
         timeout = self._services.settings.ws_idle_timeout
         while True:
-            await anyio.sleep_until(self._idle_since + timeout)
-            if self._busy or anyio.current_time() < self._idle_since + timeout:
-                if self._busy:
-                    await self._run_finished.wait()
-                continue
-            log.info("closing idle websocket")
-            await self._close(GOING_AWAY, "idle timeout")
-            scope.cancel()
-            return
-
-    async def _close_when_draining(self, scope: anyio.CancelScope) -> None:
-        await self._state.draining.wait()
-        while self._busy:
-            await self._run_finished.wait()
-        await self._close(GOING_AWAY, "server shutting down")
+            with anyio.move_on_after(self._idle_since + timeout - anyio.current_time()):
+                await self._state.draining.wait()
+            if self._busy:
+                await self._run_finished.wait()
+            elif self._state.draining.is_set():
+                reason = "server shutting down"
+                break
+            elif anyio.current_time() >= self._idle_since + timeout:
+                reason = "idle timeout"
+                break
+        log.info("closing websocket: %s", reason)
+        await self._close(GOING_AWAY, reason)
         scope.cancel()
