@@ -76,7 +76,7 @@ async def wait_ready(client: httpx2.AsyncClient) -> None:
         try:
             if (await client.get("/healthz")).status_code == 200:
                 return
-        except httpx2.TransportError:
+        except httpx2.TransportError:  # noqa: PERF203 -- not up yet; poll again
             await asyncio.sleep(0.05)
     raise RuntimeError("the server did not start")
 
@@ -132,7 +132,7 @@ async def idle_socket_memory(ws_url: str, pid: int, count: int) -> tuple[int, in
     sockets: list[ClientConnection] = []
     try:
         for _ in range(count):
-            sockets.append(await connect(ws_url))
+            sockets.append(await connect(ws_url))  # noqa: PERF401 -- one at a time, on purpose
         await asyncio.sleep(1.0)
         after = rss_kib(pid)
     finally:

@@ -16,7 +16,7 @@ from typing import Any
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
 from assistant_service.adapters.llm.scripted import offline_model
 from assistant_service.adapters.secrets.memory import InMemorySecretRepository
-from assistant_service.domain.errors import ConfigurationError
+from assistant_service.domain.errors import ConfigurationError, NotFoundError
 from assistant_service.entrypoints.bootstrap import bootstrap, demo_profile, demo_tools
 from assistant_service.entrypoints.http.services import Services
 from assistant_service.entrypoints.settings import LLMBackend, Settings
@@ -74,7 +74,14 @@ def _offline(settings: Settings) -> LanguageModel:
 
 async def _model(settings: Settings, secrets: SecretRepository) -> LanguageModel:
     """The OpenAI-backed model; the key is read here and handed to the client only."""
-    key = await secrets.get(settings.openai_api_key_secret)
+    try:
+        key = await secrets.get(settings.openai_api_key_secret)
+    except NotFoundError:
+        where = "Secret Manager" if settings.production else "OPENAI_API_KEY"
+        raise ConfigurationError(
+            f"LLM_BACKEND={settings.backend.value} needs an API key: "
+            f"set {where} (secret {settings.openai_api_key_secret!r})"
+        ) from None
     try:
         openai_support = importlib.import_module("assistant_service.adapters.llm.openai_support")
     except ImportError as error:
