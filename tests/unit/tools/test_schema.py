@@ -334,7 +334,7 @@ def test_refused_signatures(registry):
 
     def pos(a: int, /) -> None: ...
 
-    def bare(a) -> None: ...  # type: ignore[no-untyped-def]  # noqa: ANN001
+    def bare(a) -> None: ...  # type: ignore[no-untyped-def]
 
     def forward(a: Nope) -> None: ...  # type: ignore[name-defined]  # noqa: F821
 
