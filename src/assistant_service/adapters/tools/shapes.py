@@ -247,16 +247,30 @@ class ShapeBuilder:
     def _typeddict_fields(
         self, cls: type, hints: dict[str, Any], docs: dict[str, str], depth: int
     ) -> list[Field]:
-        required: frozenset[str] = getattr(cls, "__required_keys__", frozenset())
+        total = bool(getattr(cls, "__total__", True))
         return [
             Field(
                 name,
                 self.build(hint, depth + 1),
-                optional=name not in required,
+                optional=not _key_required(hint, total=total),
                 description=docs.get(name),
             )
             for name, hint in hints.items()
         ]
+
+
+def _key_required(hint: Any, *, total: bool) -> bool:
+    # Read from the hint, not __required_keys__: under PEP 563 (string
+    # annotations) Python 3.10 and 3.11 miss NotRequired there.
+    while True:
+        origin = typing.get_origin(hint)
+        if origin is Required:
+            return True
+        if origin is NotRequired:
+            return False
+        if origin is not Annotated:
+            return total
+        hint = hint.__origin__
 
 
 def _attrs_default(default: Any) -> Any:
