@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import Annotated, Literal, NotRequired, TypedDict
+from typing import Annotated, Literal
 
 import attrs
 import pytest
+from typing_extensions import NotRequired, TypedDict
 
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.adapters.tools.arguments import MAX_ARGUMENTS_BYTES

@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import enum
 import inspect
-import keyword
 import json
+import keyword
 import typing
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal
 
 import attrs
 import jsonschema
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
+from typing_extensions import NotRequired, TypedDict, is_typeddict
 
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.adapters.tools.converter import converter
 from assistant_service.domain.errors import ToolRegistrationError
 from assistant_service.domain.tools import ToolCall
-from conftest import check_strict  # type: ignore[import-not-found]
+from support.strict_rules import check_strict
 
 
 class Color(str, enum.Enum):
@@ -113,7 +114,7 @@ def encode(tp: Any, data: Any, *, strict: bool) -> Any:
         return [encode(t, d, strict=strict) for t, d in zip(kinds, data, strict=True)]
     if origin is not None and origin is not Literal:
         return encode(args[0], data, strict=strict)
-    if typing.is_typeddict(tp):
+    if is_typeddict(tp):
         hints = typing.get_type_hints(tp)
         return {n: encode(t, data.get(n), strict=strict) for n, t in hints.items()}
     if attrs.has(tp):
@@ -149,7 +150,7 @@ def functions(draw: st.DrawFn, *, strict: bool) -> tuple[Any, dict[str, Any], st
         return kwargs
 
     fn.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-    fn.__annotations__ = {n: t for n, t in params}
+    fn.__annotations__ = dict(params)
     return fn, sent, json.dumps(sent), expected
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, NotRequired, Optional, Required, TypedDict
+from typing import Annotated, Any, Literal, Optional
 
 import attrs
 import pytest
+from typing_extensions import NotRequired, Required, TypedDict
 
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.domain.errors import ToolRegistrationError

@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any
 
 import cattrs
+from typing_extensions import is_typeddict
 
 
 @cache
@@ -22,7 +23,7 @@ def converter() -> cattrs.Converter:
         forbid_extra_keys=True,
         unstruct_collection_overrides={AbstractSet: list},
     )
-    conv.register_structure_hook_factory(typing.is_typeddict, _typeddict_hook)
+    conv.register_structure_hook_factory(is_typeddict, _typeddict_hook)
     return conv
 
 
