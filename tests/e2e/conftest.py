@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from functools import partial
 
 import anyio
 import attrs
@@ -119,15 +118,8 @@ async def server(settings: Settings, services: Services) -> AsyncIterator[Runnin
             running.stopped.set()
 
     async with anyio.create_task_group() as group:
-        group.start_soon(partial(run))
-        async with httpx2.AsyncClient(base_url=running.url) as client:
-            with anyio.fail_after(10):
-                while True:
-                    try:
-                        if (await client.get("/healthz")).status_code == 200:
-                            break
-                    except httpx2.TransportError:
-                        await anyio.sleep(0.02)
+        group.start_soon(run)
+        await _wait_healthy(running.url)
         yield running
         await running.shutdown()
     assert edge_state(app).slots.active == 0
@@ -137,3 +129,45 @@ async def server(settings: Settings, services: Services) -> AsyncIterator[Runnin
 async def http(server: RunningServer) -> AsyncIterator[httpx2.AsyncClient]:
     async with httpx2.AsyncClient(base_url=server.url, timeout=10) as client:
         yield client
+
+
+@pytest.fixture
+async def signalled_server(settings: Settings, services: Services) -> AsyncIterator[RunningServer]:
+    """The server with no stop trigger: SIGTERM and SIGINT stop it, as in production."""
+    config = hypercorn_config(settings, "127.0.0.1", 0)
+    sockets = config.create_sockets()
+    port = sockets.insecure_sockets[0].getsockname()[1]
+    app = create_app(services)
+    running = RunningServer(
+        url=f"http://127.0.0.1:{port}",
+        ws_url=f"ws://127.0.0.1:{port}/stream",
+        app=app,
+        stop=asyncio.Event(),
+        stopped=anyio.Event(),
+    )
+
+    async def run() -> None:
+        try:
+            await serve(settings, config, sockets=sockets, app=app)
+        finally:
+            for sock in sockets.insecure_sockets:
+                sock.close()
+            running.stopped.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(run)
+        await _wait_healthy(running.url)
+        yield running
+        with anyio.fail_after(10):
+            await running.stopped.wait()
+
+
+async def _wait_healthy(url: str) -> None:
+    async with httpx2.AsyncClient(base_url=url) as client:
+        with anyio.fail_after(10):
+            while True:
+                try:
+                    if (await client.get("/healthz")).status_code == 200:
+                        return
+                except httpx2.TransportError:
+                    await anyio.sleep(0.02)

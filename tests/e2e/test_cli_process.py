@@ -27,7 +27,12 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def service_process():
+def workers() -> int:
+    return 1
+
+
+@pytest.fixture
+def service_process(workers):
     port = free_port()
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -40,7 +45,10 @@ def service_process():
         "PORT": str(port),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "assistant_service.entrypoints.cli", "serve", "--host", "127.0.0.1"],
+        [
+            *(sys.executable, "-m", "assistant_service.entrypoints.cli", "serve"),
+            *("--host", "127.0.0.1", "--workers", str(workers)),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -111,3 +119,18 @@ def test_production_without_its_variables_refuses_to_start():
     assert done.stderr.strip() == (
         "assistant-service: invalid settings: production requires PROJECT_ID, BUCKET_ID, ASSISTANT_ID"
     )
+
+
+@pytest.mark.parametrize("workers", [2])
+def test_several_workers_share_the_port_and_all_stop_on_sigterm(service_process):
+    process, url = service_process
+    with httpx2.Client(base_url=url, timeout=5) as client:
+        statuses = {client.get("/healthz").status_code for _ in range(10)}
+    assert statuses == {200}
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    started = [line for line in lines if line["message"].startswith("Running on")]
+    stopped = [line for line in lines if line["message"] == "server stopped"]
+    assert len(started) == len(stopped) == 2

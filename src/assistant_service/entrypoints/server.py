@@ -8,10 +8,11 @@ up to ``GRACEFUL_TIMEOUT`` seconds; what is still running then is cancelled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from multiprocessing.synchronize import Event as ProcessEvent
 from typing import Any
 
@@ -63,28 +64,40 @@ async def serve(
     if app is None:
         app = create_app(await services_from_settings(settings))
     state = edge_state(app)
-    trigger = shutdown_trigger or _signal_trigger()
-
-    async def drain_on_trigger() -> None:
-        await trigger()
-        log.info("shutting down: finishing runs in flight for up to %ss", config.graceful_timeout)
-        state.begin_draining()
-
-    await worker_serve(
-        wrap_app(app, config.wsgi_max_body_size, "asgi"),
-        config,
-        sockets=sockets,
-        shutdown_trigger=drain_on_trigger,
+    signals = (
+        _signals_stop() if shutdown_trigger is None else contextlib.nullcontext(shutdown_trigger)
     )
+    with signals as trigger:
+
+        async def drain_on_trigger() -> None:
+            await trigger()
+            log.info(
+                "shutting down: finishing runs in flight for up to %ss", config.graceful_timeout
+            )
+            state.begin_draining()
+
+        await worker_serve(
+            wrap_app(app, config.wsgi_max_body_size, "asgi"),
+            config,
+            sockets=sockets,
+            shutdown_trigger=drain_on_trigger,
+        )
     log.info("server stopped")
 
 
-def _signal_trigger() -> ShutdownTrigger:
+@contextlib.contextmanager
+def _signals_stop() -> Iterator[ShutdownTrigger]:
+    """SIGTERM and SIGINT end the returned trigger's wait, while the block runs."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for signum in signals:
         loop.add_signal_handler(signum, stop.set)
-    return stop.wait
+    try:
+        yield stop.wait
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
 
 
 def run_server(settings: Settings, *, host: str, port: int, workers: int = 1) -> int:

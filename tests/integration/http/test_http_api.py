@@ -239,3 +239,25 @@ async def test_readiness_fails_when_a_required_secret_is_missing(services):
         response = await app.test_client().get("/readyz")
     assert response.status_code == 503
     assert (await response.get_json())["checks"]["secrets"] == "not_found"
+
+
+async def test_an_unexpected_error_mid_stream_ends_with_an_internal_error_event(
+    client, model, read_logs
+):
+    thread_id = await start(client)
+    # Not an AssistantServiceError: a bug in an adapter, which the run loop does not catch.
+    model.script(fail(RuntimeError("adapter bug"), after_text="partial answer"))  # type: ignore[arg-type]
+    response = await client.post(
+        "/chat",
+        json={"thread_id": thread_id, "message": "go"},
+        headers={"Accept": "text/event-stream"},
+    )
+    assert response.status_code == 200  # the status went out with the first event
+    events = sse_events(await response.get_data())
+    assert events[-1]["type"] == "error"
+    assert events[-1]["code"] == "internal_error"
+    assert "adapter bug" not in events[-1]["message"]
+    [line] = [line for line in read_logs() if line["message"] == "stream failed"]
+    assert "RuntimeError: adapter bug" in line["exception"]
+    response = await client.post("/chat", json={"thread_id": thread_id, "message": "again"})
+    assert response.status_code == 200  # the conversation was released

@@ -166,3 +166,15 @@ async def test_draining_closes_an_idle_socket_after_its_run(app, client, model, 
         with anyio.fail_after(5), pytest.raises(WebsocketDisconnectError) as closed:
             await socket.receive()
     assert closed.value.args[0] == 1001
+
+
+async def test_an_unexpected_error_in_a_run_is_an_internal_error_event(client, model):
+    thread_id = await start(client)
+    model.script(fail(RuntimeError("adapter bug")), reply("recovered"))  # type: ignore[arg-type]
+    async with client.websocket("/stream") as socket:
+        await socket.send(json.dumps({"thread_id": thread_id, "message": "a"}))
+        error = (await run_events(socket))[-1]
+        assert error["code"] == "internal_error"
+        assert "adapter bug" not in error["message"]
+        await socket.send(json.dumps({"thread_id": thread_id, "message": "b"}))
+        assert (await run_events(socket))[-1]["responses"] == ["recovered"]
