@@ -169,5 +169,5 @@ async def _wait_healthy(url: str) -> None:
                 try:
                     if (await client.get("/healthz")).status_code == 200:
                         return
-                except httpx2.TransportError:
+                except httpx2.TransportError:  # noqa: PERF203 -- not up yet
                     await anyio.sleep(0.02)
