@@ -217,6 +217,7 @@ async def test_unknown_routes_and_methods_get_json_errors(client):
     assert (await response.get_json())["error"]["code"] == "not_found"
     response = await client.get("/chat")
     assert response.status_code == 405
+    assert "POST" in response.headers["Allow"]
     assert (await response.get_json())["error"]["code"] == "method_not_allowed"
 
 

@@ -115,7 +115,11 @@ def register_error_handlers(app: Quart) -> None:
     async def http_error(error: HTTPException) -> Response:
         status = error.code or 500
         message = error.description or error.name
-        return error_response(status, {"code": _http_code(error), "message": message})
+        response = error_response(status, {"code": _http_code(error), "message": message})
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":  # e.g. Allow on a 405
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     async def unexpected_error(error: Exception) -> Response:

@@ -65,9 +65,7 @@ def register_routes(app: Quart, services: Services, state: EdgeState) -> None:
     async def chat() -> Response:
         if state.draining.is_set():
             raise UnavailableError("the server is shutting down")
-        body = await request.get_data(cache=False)
-        assert isinstance(body, bytes)  # noqa: S101 -- as_text is False
-        chat = parse_chat_request(body)
+        chat = parse_chat_request(await request.get_data(cache=False))
         check_message_length(chat, settings.max_message_length)
         structlog.contextvars.bind_contextvars(thread_id=chat.thread_id)
         if wants_event_stream(request.headers.get("Accept", "")):
