@@ -153,6 +153,16 @@ def error_event(error: AssistantServiceError, correlation_id: str) -> dict[str, 
     return {"type": "error", **error_payload(error), "correlation_id": correlation_id}
 
 
+def internal_error_event(correlation_id: str) -> dict[str, Any]:
+    """The ``error`` event for a bug: it says nothing of the exception (the log has it)."""
+    return {
+        "type": "error",
+        "code": "internal_error",
+        "message": "the server could not finish the run",
+        "correlation_id": correlation_id,
+    }
+
+
 def dumps(payload: Any) -> str:
     """Compact JSON; non-ASCII is escaped so any text is safe on every transport."""
     return json.dumps(payload, separators=(",", ":"))

@@ -16,6 +16,7 @@ from assistant_service.entrypoints.http.codec import (
     dumps,
     error_event,
     event_payload,
+    internal_error_event,
     parse_chat_request,
     result_body,
 )
@@ -110,14 +111,7 @@ async def _event_stream(services: Services, state: EdgeState, chat: ChatRequest)
             yield _sse(error_event(error, cid))
         except Exception:
             log.exception("stream failed")
-            yield _sse(
-                {
-                    "type": "error",
-                    "code": "internal_error",
-                    "message": "the server could not finish the run",
-                    "correlation_id": cid,
-                }
-            )
+            yield _sse(internal_error_event(cid))
         finally:
             state.slots.release()
 

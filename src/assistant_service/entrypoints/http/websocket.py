@@ -22,10 +22,12 @@ import structlog
 
 from assistant_service.domain.errors import AssistantServiceError, ConflictError
 from assistant_service.entrypoints.http.codec import (
+    ChatRequest,
     MalformedRequestError,
     dumps,
     error_event,
     event_payload,
+    internal_error_event,
     parse_chat_request,
 )
 from assistant_service.entrypoints.http.errors import PayloadTooLargeError, UnavailableError
@@ -68,7 +70,8 @@ class SocketSession:
                 self._run_finished = anyio.Event()
                 group.start_soon(self._run, chat.thread_id, chat.message)
 
-    def _accept_frame(self, frame: str | bytes | None) -> Any:
+    def _accept_frame(self, frame: str | bytes | None) -> ChatRequest:
+        """Check a frame and take a run slot; raises the error its event will carry."""
         settings = self._services.settings
         if not isinstance(frame, str):
             raise MalformedRequestError("send JSON text frames; binary frames are not accepted")
@@ -97,14 +100,7 @@ class SocketSession:
             await self._emit(error_event(error, self._correlation_id))
         except Exception:
             log.exception("run failed unexpectedly")
-            await self._emit(
-                {
-                    "type": "error",
-                    "code": "internal_error",
-                    "message": "the server could not finish the run",
-                    "correlation_id": self._correlation_id,
-                }
-            )
+            await self._emit(internal_error_event(self._correlation_id))
         finally:
             self._state.slots.release()
             self._busy = False
