@@ -63,6 +63,13 @@ async def serve(
     """
     if app is None:
         app = create_app(await services_from_settings(settings))
+    log.info(
+        "starting: environment=%s backend=%s max_concurrent_runs=%d graceful_timeout=%ss",
+        settings.environment.value,
+        settings.backend.value,
+        settings.max_concurrent_runs,
+        settings.graceful_timeout,
+    )
     state = edge_state(app)
     signals = (
         _signals_stop() if shutdown_trigger is None else contextlib.nullcontext(shutdown_trigger)

@@ -99,7 +99,8 @@ class Settings:
     max_message_length: int = 32_000
     max_ws_message_bytes: int = 262_144
     max_concurrent_runs: int = 64
-    graceful_timeout: float = 10.0
+    # Cloud Run kills 10 s after SIGTERM: leave time to close after the runs end.
+    graceful_timeout: float = 8.0
     ws_ping_interval: float = 20.0
     ws_idle_timeout: float = 300.0
 
