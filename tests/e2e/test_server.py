@@ -140,3 +140,15 @@ async def test_shutdown_finishes_runs_in_flight_and_closes_idle_sockets(
     await busy.close()
     with anyio.fail_after(10):
         await server.stopped.wait()
+
+
+async def test_a_body_over_the_limit_is_413_over_a_real_socket(server, http, settings):
+    body = b'{"thread_id": "a", "message": "' + b"x" * settings.max_body_bytes + b'"}'
+    response = await http.post("/chat", content=body, headers={"X-Correlation-ID": "big-1"})
+    assert response.status_code == 413
+    assert response.json()["error"] == {
+        "code": "payload_too_large",
+        "message": response.json()["error"]["message"],
+        "correlation_id": "big-1",
+    }
+    assert response.headers["x-correlation-id"] == "big-1"

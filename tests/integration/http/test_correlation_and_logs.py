@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import logging
 
+import attrs
 import pytest
 import structlog
 from http_support import start
 
-from assistant_service.adapters.llm.scripted import call_tool, call_tools, reply
+from assistant_service.adapters.llm.scripted import ScriptedModel, call_tool, call_tools, reply
+from assistant_service.domain.service import AssistantService
+from assistant_service.entrypoints.http.app import create_app
 
 pytestmark = pytest.mark.anyio
 
@@ -85,3 +88,37 @@ async def test_secret_values_are_redacted_from_log_lines(read_logs):
     assert "abc.def-123456" not in lines[1]["message"]
     assert "sk-proj-zzzzzzzz99" not in lines[1]["message"]
     assert lines[1]["severity"] == "WARNING"
+
+
+async def test_upstream_calls_log_with_the_correlation_id(services, read_logs):
+    upstream_log = logging.getLogger("tests.upstream")
+
+    @attrs.define
+    class LoggingModel(ScriptedModel):
+        """A model adapter that logs each call, as the OpenAI adapters do."""
+
+        async def stream_step(self, conversation, profile, step, tools):
+            upstream_log.info("calling the model for %s", conversation.id)
+            async for event in super().stream_step(conversation, profile, step, tools):
+                yield event
+
+    model = LoggingModel().script(reply("hello"))
+    assistant = AssistantService(
+        model=model,
+        configs=services.configs,
+        tools=services.assistant._tools,
+        default_assistant_id="test",
+    )
+    app = create_app(attrs.evolve(services, assistant=assistant))
+    async with app.test_app():
+        client = app.test_client()
+        thread_id = await start(client)
+        response = await client.post(
+            "/chat",
+            json={"thread_id": thread_id, "message": "hi"},
+            headers={"Accept": "text/event-stream", "X-Correlation-ID": "up-1"},
+        )
+        await response.get_data()
+    [line] = [line for line in read_logs() if line["logger"] == "tests.upstream"]
+    assert line["correlation_id"] == "up-1"
+    assert line["thread_id"] == thread_id
