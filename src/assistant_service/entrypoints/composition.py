@@ -14,12 +14,14 @@ import logging
 from typing import Any
 
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
+from assistant_service.adapters.conversations.memory import InMemoryConversationStore
 from assistant_service.adapters.llm.scripted import offline_model
 from assistant_service.adapters.secrets.memory import InMemorySecretRepository
+from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.domain.errors import ConfigurationError, NotFoundError
 from assistant_service.entrypoints.bootstrap import bootstrap, demo_profile, demo_tools
 from assistant_service.entrypoints.http.services import Services
-from assistant_service.entrypoints.settings import LLMBackend, Settings
+from assistant_service.entrypoints.settings import LLMBackend, ResponsesState, Settings
 from assistant_service.ports.config import AssistantConfigRepository
 from assistant_service.ports.language_model import LanguageModel
 from assistant_service.ports.secrets import SecretRepository
@@ -35,15 +37,17 @@ async def services_from_settings(
 ) -> Services:
     """Build the services ``settings`` describe.
 
-    ``tools`` defaults to the demo tools (and, in production, the tools found
-    through the ``assistant_service.tools`` entry points). Raises
-    ``ConfigurationError`` when a backend's extra is not installed.
+    ``tools`` defaults to the demo tools in development and, in production, to
+    every tool module of the ``assistant_service.tools`` entry points (installed
+    packages declare theirs). Raises ``ConfigurationError`` when a backend's
+    extra is not installed, ``ToolRegistrationError`` for a tool that cannot load.
     """
-    registry = tools or demo_tools()
     if settings.production:
+        registry = tools or _entry_point_tools()
         configs, secrets = _production_repositories(settings)
         default = settings.assistant_id
     else:
+        registry = tools or demo_tools()
         configs = InMemoryConfigRepository.of(demo_profile(registry))
         key = settings.openai_api_key
         values = {settings.openai_api_key_secret: key.reveal()} if key else {}
@@ -61,6 +65,12 @@ async def services_from_settings(
         settings=settings,
         required_secrets=(settings.openai_api_key_secret,) if needs_key else (),
     )
+
+
+def _entry_point_tools() -> ToolRegistry:
+    registry = FunctionToolRegistry()
+    registry.load_entry_points()
+    return registry
 
 
 def _offline(settings: Settings) -> LanguageModel:
@@ -103,8 +113,11 @@ def _openai_model(settings: Settings, client: Any) -> LanguageModel:
     backend = settings.backend
     if backend is LLMBackend.RESPONSES:
         responses = importlib.import_module("assistant_service.adapters.llm.openai_responses")
+        # RESPONSES_STATE=local keeps history here instead of in OpenAI's Conversations.
+        local = settings.responses_state is ResponsesState.LOCAL
+        extra = {"store": InMemoryConversationStore()} if local else {}
         model: LanguageModel = responses.OpenAIResponsesModel(
-            client, state=settings.responses_state.value
+            client, state=settings.responses_state.value, **extra
         )
         return model
     # Hook: LLM_BACKEND=assistants and chat are wired here when their adapters land.
