@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import anyio
@@ -83,6 +84,7 @@ async def test_oversized_frames_get_an_error_then_the_hard_limit_closes(server, 
 async def test_a_websocket_client_that_vanishes_cancels_its_run(server, http, model, slow_tool):
     thread_id = await start(http)
     model.script(call_tools(call_tool("t.wait", {"seconds": 60})), reply("never"))
+    tasks_before = len(asyncio.all_tasks())
     socket = await connect(server.ws_url)
     await socket.send(json.dumps({"thread_id": thread_id, "message": "slow"}))
     with anyio.fail_after(5):
@@ -93,7 +95,8 @@ async def test_a_websocket_client_that_vanishes_cancels_its_run(server, http, mo
     await socket.close()
     assert not slow_tool.finished
     with anyio.fail_after(5):
-        while edge_state(server.app).slots.active:  # noqa: ASYNC110 -- a plain counter
+        # Every task of the socket, its run and its tool ends (client side included).
+        while edge_state(server.app).slots.active or len(asyncio.all_tasks()) > tasks_before:  # noqa: ASYNC110
             await anyio.sleep(0.01)
 
 

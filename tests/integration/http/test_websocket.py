@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import anyio
@@ -132,11 +133,14 @@ async def test_a_client_that_disconnects_mid_run_cancels_the_run_and_its_tools(
 ):
     thread_id = await start(client)
     model.script(call_tools(call_tool("t.wait", {"seconds": 30})), reply("never"))
+    tasks_before = len(asyncio.all_tasks())
     async with client.websocket("/stream") as socket:
         await socket.send(json.dumps({"thread_id": thread_id, "message": "a"}))
         with anyio.fail_after(5):
             await probe.started.wait()
+        assert len(asyncio.all_tasks()) > tasks_before
     # Leaving the block disconnected the client: the run's tool was cancelled, not left running.
+    assert len(asyncio.all_tasks()) == tasks_before  # no task of the socket or its run leaked
     assert probe.cancelled
     assert not probe.finished
     assert edge_state(app).slots.active == 0
