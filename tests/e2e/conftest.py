@@ -29,14 +29,17 @@ class SlowTool:
     """An async tool that waits; records whether it was cancelled."""
 
     started: anyio.Event = attrs.field(factory=anyio.Event)
+    # A test sets it to let the tool finish: runs last as long as the test needs.
+    release: anyio.Event = attrs.field(factory=anyio.Event)
     cancelled: anyio.Event = attrs.field(factory=anyio.Event)
     finished: bool = False
 
     async def wait(self, seconds: float) -> str:
-        """Wait ``seconds``, then answer."""
+        """Wait until released or ``seconds`` pass, then answer."""
         self.started.set()
         try:
-            await anyio.sleep(seconds)
+            with anyio.move_on_after(seconds):
+                await self.release.wait()
         except anyio.get_cancelled_exc_class():
             self.cancelled.set()
             raise

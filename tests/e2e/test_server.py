@@ -122,7 +122,7 @@ async def test_shutdown_finishes_runs_in_flight_and_closes_idle_sockets(
     server, http, model, slow_tool
 ):
     thread_id = await start(http)
-    model.script(call_tools(call_tool("t.wait", {"seconds": 0.5})), reply("finished in time"))
+    model.script(call_tools(call_tool("t.wait", {"seconds": 10})), reply("finished in time"))
     idle = await connect(server.ws_url)
     busy = await connect(server.ws_url)
     await busy.send(json.dumps({"thread_id": thread_id, "message": "slow"}))
@@ -132,6 +132,7 @@ async def test_shutdown_finishes_runs_in_flight_and_closes_idle_sockets(
     with anyio.fail_after(5), pytest.raises(websockets.ConnectionClosed) as closed:
         await idle.recv()
     assert closed.value.rcvd.code == 1001
+    slow_tool.release.set()  # the idle socket closed while the run was still going
     events = [await receive(busy)]
     while events[-1]["type"] != "run.completed":
         events.append(await receive(busy))

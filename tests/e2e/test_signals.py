@@ -24,12 +24,15 @@ async def test_sigterm_finishes_the_run_in_flight_then_stops(signalled_server, m
         assert json.loads(await socket.recv())["code"] == "not_found"
     async with httpx2.AsyncClient(base_url=server.url) as http:
         thread_id = (await http.get("/start")).json()["thread_id"]
-    model.script(call_tools(call_tool("t.wait", {"seconds": 0.3})), reply("made it"))
+    model.script(call_tools(call_tool("t.wait", {"seconds": 10})), reply("made it"))
     async with connect(server.ws_url) as socket:
         await socket.send(json.dumps({"thread_id": thread_id, "message": "slow"}))
         with anyio.fail_after(5):
             await slow_tool.started.wait()
         os.kill(os.getpid(), signal.SIGTERM)
+        await anyio.sleep(0.1)
+        assert not server.stopped.is_set()  # it waits for the run
+        slow_tool.release.set()
         events = []
         with anyio.fail_after(5):
             while not events or events[-1]["type"] != "run.completed":

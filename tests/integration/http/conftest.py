@@ -35,6 +35,9 @@ class ToolProbe:
     """What the test tools saw: started, cancelled, the thread they logged from."""
 
     started: anyio.Event | None = None
+    # Set by a test to let a waiting tool finish early: runs stay active exactly as long
+    # as a test needs, however slow the machine.
+    release: anyio.Event = attrs.field(factory=anyio.Event)
     cancelled: bool = False
     finished: bool = False
     thread_names: list[str] = attrs.field(factory=list)
@@ -48,11 +51,12 @@ def probe() -> ToolProbe:
 @pytest.fixture
 def registry(probe: ToolProbe) -> FunctionToolRegistry:
     async def wait(seconds: float) -> str:
-        """Wait, then answer (a slow tool)."""
+        """Wait until released or ``seconds`` pass, then answer (a slow tool)."""
         assert probe.started is not None
         probe.started.set()
         try:
-            await anyio.sleep(seconds)
+            with anyio.move_on_after(seconds):
+                await probe.release.wait()
         except anyio.get_cancelled_exc_class():
             probe.cancelled = True
             raise

@@ -163,7 +163,7 @@ async def test_a_body_over_the_limit_is_413(client):
 
 async def test_a_second_run_on_a_busy_thread_is_409(app, client, model, probe):
     thread_id = await start(client)
-    model.script(call_tools(call_tool("t.wait", {"seconds": 0.3})), reply("ok"))
+    model.script(call_tools(call_tool("t.wait", {"seconds": 10})), reply("ok"))
     async with anyio.create_task_group() as group:
         first: dict = {}
 
@@ -176,6 +176,7 @@ async def test_a_second_run_on_a_busy_thread_is_409(app, client, model, probe):
         response = await client.post("/chat", json={"thread_id": thread_id, "message": "b"})
         assert response.status_code == 409
         assert (await response.get_json())["error"]["code"] == "conflict"
+        probe.release.set()
     assert first["status"] == 200
     assert edge_state(app).slots.active == 0
 
@@ -185,7 +186,7 @@ async def test_past_the_run_limit_the_server_answers_503_with_retry_after(
 ):
     edge_state(app).slots.limit = 1
     busy, other = await start(client), await start(client)
-    model.script(call_tools(call_tool("t.wait", {"seconds": 0.3})), reply("ok"))
+    model.script(call_tools(call_tool("t.wait", {"seconds": 10})), reply("ok"))
     async with anyio.create_task_group() as group:
         group.start_soon(partial(client.post, "/chat", json={"thread_id": busy, "message": "a"}))
         await probe.started.wait()
@@ -193,6 +194,7 @@ async def test_past_the_run_limit_the_server_answers_503_with_retry_after(
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "1"
         assert (await response.get_json())["error"]["code"] == "overloaded"
+        probe.release.set()
 
 
 async def test_unexpected_errors_are_500_without_a_traceback(client, services, read_logs):

@@ -114,13 +114,16 @@ async def test_a_message_too_long_for_the_assistant_names_the_field(client):
 
 async def test_a_frame_during_a_run_is_refused_and_the_run_goes_on(client, model, probe):
     thread_id = await start(client)
-    model.script(call_tools(call_tool("t.wait", {"seconds": 0.2})), reply("finished"))
+    model.script(call_tools(call_tool("t.wait", {"seconds": 10})), reply("finished"))
     async with client.websocket("/stream") as socket:
         await socket.send(json.dumps({"thread_id": thread_id, "message": "a"}))
         assert (await receive(socket))["type"] == "run.started"
+        assert (await receive(socket))["type"] == "tool_call.started"
         await probe.started.wait()
         await socket.send(json.dumps({"thread_id": thread_id, "message": "b"}))
         events = [await receive(socket)]
+        assert events[0]["code"] == "conflict"  # answered while the run still waits
+        probe.release.set()
         while events[-1]["type"] != "run.completed":
             events.append(await receive(socket))
     [conflict] = [event for event in events if event["type"] == "error"]
@@ -160,11 +163,13 @@ async def test_an_idle_socket_is_closed(services):
 
 async def test_draining_closes_an_idle_socket_after_its_run(app, client, model, probe):
     thread_id = await start(client)
-    model.script(call_tools(call_tool("t.wait", {"seconds": 0.2})), reply("finished"))
+    model.script(call_tools(call_tool("t.wait", {"seconds": 10})), reply("finished"))
     async with client.websocket("/stream") as socket:
         await socket.send(json.dumps({"thread_id": thread_id, "message": "a"}))
         await probe.started.wait()
         edge_state(app).begin_draining()
+        await anyio.sleep(0.05)  # the socket stays open: its run is still going
+        probe.release.set()
         events = await run_events(socket)
         assert events[-1]["type"] == "run.completed"
         with anyio.fail_after(5), pytest.raises(WebsocketDisconnectError) as closed:
