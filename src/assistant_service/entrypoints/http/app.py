@@ -52,7 +52,7 @@ def create_app(services: Services) -> Quart:
         await session.serve()
         return None
 
-    app.asgi_app = CorrelationMiddleware(app.asgi_app)  # type: ignore[assignment,method-assign]
+    app.asgi_app = CorrelationMiddleware(app.asgi_app, stopping=state.stopping)  # type: ignore[assignment,method-assign]
     return app
 
 
