@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 import attrs
 
 from assistant_service.domain.tools import ToolOutcome
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _positive(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if value <= 0:
         raise ValueError(f"{attribute.name} must be positive, got {value!r}")
 
@@ -27,6 +28,12 @@ class RunLimits:
     max_tool_output_length: int = attrs.field(default=20_000, validator=_positive)
 
 
+def _names(names: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(names, str):
+        raise TypeError("tools must be a list of tool names, not one string")
+    return tuple(names)
+
+
 @attrs.frozen
 class AssistantProfile:
     """How one assistant behaves: its model, instructions, tools and limits."""
@@ -34,7 +41,7 @@ class AssistantProfile:
     id: str
     model: str
     instructions: str = ""
-    tools: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    tools: tuple[str, ...] = attrs.field(default=(), converter=_names)
     temperature: float | None = None
     limits: RunLimits = RunLimits()
     # Backend-specific settings, e.g. the remote id of an Assistants-API assistant.

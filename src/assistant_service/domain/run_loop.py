@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from assistant_service.domain.errors import AssistantServiceError, RunLimitError
@@ -50,7 +50,7 @@ def new_run_id() -> str:
     return f"run_{uuid.uuid4().hex}"
 
 
-async def run_turn(  # noqa: C901, PLR0912 -- one loop, read top to bottom
+async def run_turn(  # noqa: C901, PLR0913 -- one loop, read top to bottom; keyword-only
     *,
     model: LanguageModel,
     tools: ToolRegistry,
@@ -58,7 +58,7 @@ async def run_turn(  # noqa: C901, PLR0912 -- one loop, read top to bottom
     conversation: Conversation,
     message: str,
     run_id: str | None = None,
-) -> AsyncIterator[RunEvent]:
+) -> AsyncGenerator[RunEvent, None]:
     """Stream the events of one run; the last event is ``RunCompleted`` or ``RunFailed``.
 
     Model errors end the run with ``RunFailed`` (never an exception); tool
@@ -110,11 +110,11 @@ async def run_turn(  # noqa: C901, PLR0912 -- one loop, read top to bottom
             return
         if rounds >= profile.limits.max_tool_rounds:
             # The calls stay unanswered; the adapter repairs them on the next step.
-            error = RunLimitError(
+            limit = RunLimitError(
                 f"the assistant asked for tools more than {profile.limits.max_tool_rounds} "
                 "times in one run"
             )
-            yield RunFailed(run_id, error, result(RunStatus.FAILED))
+            yield RunFailed(run_id, limit, result(RunStatus.FAILED))
             return
         rounds += 1
         for call in calls:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING
 
@@ -65,7 +65,7 @@ class AssistantService:
                     raise event.error
         raise AssertionError("a run always ends with RunCompleted or RunFailed")  # pragma: no cover
 
-    async def stream(self, conversation_id: str, message: str) -> AsyncIterator[RunEvent]:
+    async def stream(self, conversation_id: str, message: str) -> AsyncGenerator[RunEvent, None]:
         """Run one turn and stream its events; it ends with ``RunCompleted`` or ``RunFailed``.
 
         Checks happen on the first iteration and raise as :meth:`chat` does.
@@ -104,7 +104,7 @@ class AssistantService:
         return await self._profile(assistant_id or self.default_assistant_id)
 
     async def _conversation(self, conversation_id: str) -> Conversation:
-        if not isinstance(conversation_id, str) or not _CONVERSATION_ID.fullmatch(conversation_id):
+        if not _CONVERSATION_ID.fullmatch(conversation_id):
             raise InvalidInputError(
                 "invalid conversation id",
                 {"conversation_id": "must be 1 to 128 letters, digits, '_' or '-'"},
@@ -121,7 +121,7 @@ class AssistantService:
 
 
 def _check_message(message: str, profile: AssistantProfile) -> None:
-    if not isinstance(message, str) or not message.strip():
+    if not message.strip():
         raise InvalidInputError("the message is empty", {"message": "must not be empty"})
     limit = profile.limits.max_message_length
     if len(message) > limit:

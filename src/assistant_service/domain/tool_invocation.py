@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 def _error_output(message: str) -> str:
     return json.dumps({"error": message})
 
@@ -86,7 +87,7 @@ async def invoke_one(
         try:
             result = await _call(bound)
             text = bound.render(result)
-        except Exception as error:  # noqa: BLE001 -- a tool failure becomes the tool's output
+        except Exception as error:
             log.warning("tool %s raised %s", call.name, type(error).__name__, exc_info=True)
             return outcome(OutcomeStatus.ERROR, _error_output(_describe(error)))
     if scope.cancelled_caught:

@@ -17,7 +17,9 @@ class InMemoryConfigRepository:
     _profiles: dict[str, AssistantProfile] = attrs.field(factory=dict, init=False)
 
     @classmethod
-    def of(cls, *profiles: AssistantProfile | Iterable[AssistantProfile]) -> InMemoryConfigRepository:
+    def of(
+        cls, *profiles: AssistantProfile | Iterable[AssistantProfile]
+    ) -> InMemoryConfigRepository:
         """A repository holding ``profiles``."""
         repository = cls()
         for item in profiles:

@@ -31,7 +31,9 @@ def offline_reply(request: StepRequest, _history: list[Message]) -> ScriptedStep
         lines = [f"{o.call.name} returned {o.output}" for o in step.outcomes]
         return ScriptedStep(text="Here is what I found: " + "; ".join(lines) + ".")
     calls = [
-        ToolCall(f"call_{uuid.uuid4().hex[:12]}", spec.name, json.dumps(_arguments(spec, step.text)))
+        ToolCall(
+            f"call_{uuid.uuid4().hex[:12]}", spec.name, json.dumps(_arguments(spec, step.text))
+        )
         for spec in _named_tools(request.tools, step.text)
     ]
     if calls:

@@ -62,7 +62,9 @@ def reply(text: str, *, deltas: Sequence[str] | None = None, delay: float = 0.0)
     return ScriptedStep(text=text, deltas=None if deltas is None else tuple(deltas), delay=delay)
 
 
-def call_tool(name: str, arguments: Mapping[str, Any] | str = "{}", *, call_id: str | None = None) -> ToolCall:
+def call_tool(
+    name: str, arguments: Mapping[str, Any] | str = "{}", *, call_id: str | None = None
+) -> ToolCall:
     """A tool call as the model would make it; ``arguments`` may be raw (even invalid) JSON."""
     import json  # noqa: PLC0415 -- only scripts need it
 
@@ -199,7 +201,9 @@ class ScriptedModel:
         )
         await self.store.append(conversation_id, items)
 
-    async def _repair_interrupted_calls(self, conversation_id: str, step: StepInput) -> tuple[str, ...]:
+    async def _repair_interrupted_calls(
+        self, conversation_id: str, step: StepInput
+    ) -> tuple[str, ...]:
         items = await self.store.items(conversation_id)
         answered = {item["call_id"] for item in items if item.get("type") == "tool_output"}
         if isinstance(step, ToolResults):

@@ -1,0 +1,84 @@
+"""assistant-service: a tool-using AI assistant behind a pure domain, HTTP and WebSocket.
+
+Embed it::
+
+    service = bootstrap(tools={"weather": [get_forecast]}, profiles=[profile])
+    conversation_id = await service.start_conversation()
+    result = await service.chat(conversation_id, "What is the forecast for Paris?")
+"""
+
+from assistant_service.adapters.tools import FunctionToolRegistry, tool
+from assistant_service.domain.errors import (
+    AssistantServiceError,
+    ConfigurationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    RunLimitError,
+    ToolArgumentsError,
+    ToolRegistrationError,
+    UpstreamError,
+    UpstreamUnavailableError,
+)
+from assistant_service.domain.events import (
+    MessageCompleted,
+    RunCompleted,
+    RunEvent,
+    RunFailed,
+    RunStarted,
+    TextDelta,
+    ToolCallCompleted,
+    ToolCallStarted,
+)
+from assistant_service.domain.models import (
+    AssistantProfile,
+    Conversation,
+    Message,
+    Role,
+    RunLimits,
+    RunResult,
+    RunStatus,
+    Usage,
+)
+from assistant_service.domain.secrets import Secret
+from assistant_service.domain.service import AssistantService
+from assistant_service.domain.tools import OutcomeStatus, ToolCall, ToolOutcome, ToolSpec
+from assistant_service.entrypoints.bootstrap import bootstrap
+
+__all__ = [
+    "AssistantProfile",
+    "AssistantService",
+    "AssistantServiceError",
+    "ConfigurationError",
+    "ConflictError",
+    "Conversation",
+    "FunctionToolRegistry",
+    "InvalidInputError",
+    "Message",
+    "MessageCompleted",
+    "NotFoundError",
+    "OutcomeStatus",
+    "Role",
+    "RunCompleted",
+    "RunEvent",
+    "RunFailed",
+    "RunLimitError",
+    "RunLimits",
+    "RunResult",
+    "RunStarted",
+    "RunStatus",
+    "Secret",
+    "TextDelta",
+    "ToolArgumentsError",
+    "ToolCall",
+    "ToolCallCompleted",
+    "ToolCallStarted",
+    "ToolOutcome",
+    "ToolRegistrationError",
+    "ToolSpec",
+    "UpstreamError",
+    "UpstreamUnavailableError",
+    "Usage",
+    "bootstrap",
+    "tool",
+]

@@ -1,0 +1,92 @@
+"""The composition root for embedding: an AssistantService from adapters, in-memory by default."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
+from typing import Any
+
+from assistant_service.adapters.config.memory import InMemoryConfigRepository
+from assistant_service.adapters.llm.scripted import offline_model
+from assistant_service.adapters.tools import FunctionToolRegistry, demo
+from assistant_service.domain.models import AssistantProfile
+from assistant_service.domain.service import AssistantService
+from assistant_service.ports.config import AssistantConfigRepository
+from assistant_service.ports.language_model import LanguageModel
+from assistant_service.ports.tools import ToolRegistry
+
+ToolSource = ModuleType | Iterable[Callable[..., Any]]
+
+DEMO_NAMESPACE = "demo"
+
+
+def demo_tools() -> FunctionToolRegistry:
+    """A registry of the demo tools, under the ``demo`` namespace."""
+    registry = FunctionToolRegistry()
+    registry.register_module(demo, namespace=DEMO_NAMESPACE)
+    return registry
+
+
+def demo_profile(registry: ToolRegistry | None = None) -> AssistantProfile:
+    """The demo assistant: the offline model and every demo tool."""
+    names = demo_tools().names() if registry is None else _names(registry)
+    return AssistantProfile(
+        id="demo",
+        model="offline",
+        instructions="You are a helpful assistant. Use the tools when they help.",
+        tools=tuple(names),
+    )
+
+
+def bootstrap(
+    *,
+    profiles: Iterable[AssistantProfile] = (),
+    tools: ToolRegistry | Mapping[str, ToolSource] | None = None,
+    model: LanguageModel | None = None,
+    configs: AssistantConfigRepository | None = None,
+    default_assistant_id: str | None = None,
+) -> AssistantService:
+    """Build an :class:`AssistantService`; every part not given is in-memory and offline.
+
+    ``tools`` is a registry, or a mapping of namespace to a module (its ``@tool``
+    functions) or to a list of functions. Without ``profiles`` and ``configs`` the
+    service holds the demo assistant. The default assistant is
+    ``default_assistant_id``, else the only profile given.
+    Raises ``ToolRegistrationError`` for a function that cannot be a tool.
+    """
+    registry = _registry(tools)
+    given = list(profiles)
+    if configs is None:
+        configs = InMemoryConfigRepository.of(given or [demo_profile(registry)])
+        if not given:
+            default_assistant_id = default_assistant_id or "demo"
+    if default_assistant_id is None and len(given) == 1:
+        default_assistant_id = given[0].id
+    return AssistantService(
+        model=model or offline_model(),
+        configs=configs,
+        tools=registry,
+        default_assistant_id=default_assistant_id,
+    )
+
+
+def _registry(tools: ToolRegistry | Mapping[str, ToolSource] | None) -> ToolRegistry:
+    if tools is None:
+        return demo_tools()
+    if not isinstance(tools, Mapping):
+        return tools
+    registry = FunctionToolRegistry()
+    for namespace, source in tools.items():
+        functions: Iterable[Callable[..., Any]] = ()
+        if isinstance(source, ModuleType):
+            registry.register_module(source, namespace=namespace)
+        else:
+            functions = source
+        for function in functions:
+            registry.register(function, namespace=namespace)
+    return registry
+
+
+def _names(registry: ToolRegistry) -> list[str]:
+    names = getattr(registry, "names", None)
+    return list(names()) if callable(names) else []

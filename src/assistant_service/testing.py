@@ -1,0 +1,98 @@
+"""Helpers for testing code built on assistant-service, with no network.
+
+Use the fixtures by adding ``pytest_plugins = ["assistant_service.testing"]`` to
+your ``conftest.py``, then override ``assistant_profile`` and ``tool_registry``
+with your own assistant and tools::
+
+    async def test_forecast(assistant_service, scripted_model):
+        scripted_model.script(
+            call_tools(call_tool("weather.get_forecast", {"city": "Paris"})),
+            reply("Sunny in Paris."),
+        )
+        conversation_id = await assistant_service.start_conversation()
+        result = await assistant_service.chat(conversation_id, "Weather in Paris?")
+        assert result.tool_outcomes[0].ok
+
+This module needs pytest (the fixtures are pytest fixtures).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant_service.adapters.config.memory import InMemoryConfigRepository
+from assistant_service.adapters.conversations.memory import InMemoryConversationStore
+from assistant_service.adapters.llm.scripted import (
+    INTERRUPTED_OUTPUT,
+    ScriptedModel,
+    ScriptedStep,
+    StepRequest,
+    call_tool,
+    call_tools,
+    fail,
+    offline_model,
+    reply,
+)
+from assistant_service.adapters.secrets.memory import (
+    EnvironmentSecretRepository,
+    InMemorySecretRepository,
+)
+from assistant_service.adapters.tools import FunctionToolRegistry
+from assistant_service.domain.models import AssistantProfile
+from assistant_service.domain.service import AssistantService
+
+__all__ = [
+    "INTERRUPTED_OUTPUT",
+    "EnvironmentSecretRepository",
+    "FunctionToolRegistry",
+    "InMemoryConfigRepository",
+    "InMemoryConversationStore",
+    "InMemorySecretRepository",
+    "ScriptedModel",
+    "ScriptedStep",
+    "StepRequest",
+    "assistant_profile",
+    "assistant_service",
+    "call_tool",
+    "call_tools",
+    "fail",
+    "offline_model",
+    "reply",
+    "scripted_model",
+    "tool_registry",
+]
+
+
+@pytest.fixture
+def scripted_model() -> ScriptedModel:
+    """A fresh ScriptedModel; queue its steps with ``scripted_model.script(...)``."""
+    return ScriptedModel()
+
+
+@pytest.fixture
+def assistant_profile(tool_registry: FunctionToolRegistry) -> AssistantProfile:
+    """The assistant under test; override it to test your own. Allows every registered tool."""
+    return AssistantProfile(
+        id="test-assistant", model="scripted", tools=tuple(tool_registry.names())
+    )
+
+
+@pytest.fixture
+def tool_registry() -> FunctionToolRegistry:
+    """An empty registry; override it to register your tools."""
+    return FunctionToolRegistry()
+
+
+@pytest.fixture
+def assistant_service(
+    scripted_model: ScriptedModel,
+    assistant_profile: AssistantProfile,
+    tool_registry: FunctionToolRegistry,
+) -> AssistantService:
+    """An AssistantService on the scripted model, with ``assistant_profile`` as its default."""
+    return AssistantService(
+        model=scripted_model,
+        configs=InMemoryConfigRepository.of(assistant_profile),
+        tools=tool_registry,
+        default_assistant_id=assistant_profile.id,
+    )
