@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import aclosing
 
 import pytest
 import structlog
@@ -16,10 +17,12 @@ from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.domain.errors import (
     ConfigurationError,
     NotFoundError,
+    RunLimitError,
     UpstreamError,
     UpstreamUnavailableError,
 )
-from assistant_service.domain.models import AssistantProfile, Message, Role, Usage
+from assistant_service.domain.events import TextDelta
+from assistant_service.domain.models import AssistantProfile, Message, Role, RunLimits, Usage
 from assistant_service.domain.service import AssistantService
 from assistant_service.domain.steps import (
     ModelMessage,
@@ -517,3 +520,75 @@ async def test_a_full_service_run_with_a_tool_round(fake_openai, model):
     assert json.loads(sent["output"]) == {"city": "Lyon", "sky": "clear"}
     history = await service.history(conversation_id)
     assert history[-1] == Message(Role.ASSISTANT, "Clear skies in Lyon.")
+
+
+def limited_service(model, rounds=1):
+    registry = FunctionToolRegistry()
+    registry.register(get_forecast, namespace="weather")
+    profile = AssistantProfile(
+        id="helper",
+        model="gpt-test",
+        tools=("weather.get_forecast",),
+        limits=RunLimits(max_tool_rounds=rounds),
+    )
+    return AssistantService(
+        model=model,
+        configs=InMemoryConfigRepository.of(profile),
+        tools=registry,
+        default_assistant_id="helper",
+    )
+
+
+async def test_a_run_over_its_tool_limit_leaves_calls_the_next_run_repairs(fake_openai, model):
+    service = limited_service(model, rounds=1)
+    forecast = t.call("weather__get_forecast", '{"city": "Oslo"}')
+    fake_openai.responses.turn(
+        t.calls(forecast),
+        t.calls(t.call("weather__get_forecast", '{"city": "Oslo"}', call_id="call_over")),
+        t.text("Cold in Oslo."),
+    )
+    conversation_id = await service.start_conversation()
+    with pytest.raises(RunLimitError):
+        await service.chat(conversation_id, "Weather in Oslo?")
+    result = await service.chat(conversation_id, "So?")
+    assert result.texts == ["Cold in Oslo."]
+    repair = bodies(fake_openai)[-1]["input"]
+    assert {
+        "type": "function_call_output",
+        "call_id": "call_over",
+        "output": INTERRUPTED_OUTPUT,
+    } in repair
+
+
+async def test_a_client_that_stops_reading_leaves_the_conversation_usable(fake_openai, model):
+    service = limited_service(model)
+    fake_openai.responses.turn(
+        t.text("a long answer that nobody reads", pause=0.01), t.text("Short.")
+    )
+    conversation_id = await service.start_conversation()
+    async with aclosing(service.stream(conversation_id, "Tell me everything")) as events:
+        async for received in events:
+            if isinstance(received, TextDelta):
+                break
+    result = await service.chat(conversation_id, "Short version?")
+    assert result.texts == ["Short."]
+
+
+async def test_history_pages_through_long_conversations(fake_openai, openai_client):
+    model = OpenAIResponsesModel(openai_client)
+    conversation = await model.open_conversation(PROFILE)
+    stored = fake_openai.responses.conversations[conversation.id].items
+    for n in range(130):
+        role = "user" if n % 2 == 0 else "assistant"
+        part = "input_text" if role == "user" else "output_text"
+        stored.append(
+            {
+                "id": f"msg_{n:03}",
+                "type": "message",
+                "role": role,
+                "content": [{"type": part, "text": str(n)}],
+            }
+        )
+    history = await model.history(conversation.id)
+    assert [m.text for m in history] == [str(n) for n in range(130)]
+    assert len(fake_openai.requests_to("conversations.items.list")) == 2
