@@ -32,7 +32,7 @@ from assistant_service.domain.steps import (
     ToolResults,
     UserInput,
 )
-from assistant_service.domain.tools import OutcomeStatus, ToolOutcome, ToolSpec
+from assistant_service.domain.tools import OutcomeStatus, ToolCall, ToolOutcome, ToolSpec
 from fakeopenai import API_KEY, SSEReply, error_reply, event
 from fakeopenai import turns as t
 
@@ -592,3 +592,107 @@ async def test_history_pages_through_long_conversations(fake_openai, openai_clie
     history = await model.history(conversation.id)
     assert [m.text for m in history] == [str(n) for n in range(130)]
     assert len(fake_openai.requests_to("conversations.items.list")) == 2
+
+
+# --- servers that send fewer events ----------------------------------------------
+
+
+async def test_a_server_sending_only_the_completed_response_still_works(fake_openai, model):
+    conversation = await model.open_conversation(PROFILE)
+    output = [
+        {
+            "type": "message",
+            "id": "msg_1",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "Done."}],
+        },
+        {
+            "type": "function_call",
+            "id": "fc_1",
+            "call_id": "call_9",
+            "name": "weather__get_forecast",
+            "arguments": '{"city": "Nice"}',
+        },
+    ]
+    usage = {"input_tokens": 5, "output_tokens": 3}
+    fake_openai.script(
+        "responses.create",
+        SSEReply(
+            (
+                event(
+                    "response.completed",
+                    response={"id": "r", "status": "completed", "output": output, "usage": usage},
+                ),
+            )
+        ),
+    )
+    events = await run_step(model, conversation, UserInput("hi"))
+    assert events == [
+        ModelMessage("Done."),
+        ModelToolCall(ToolCall("call_9", "weather.get_forecast", '{"city": "Nice"}')),
+        ModelUsage(Usage(5, 3)),
+    ]
+
+
+async def test_items_streamed_but_never_finished_are_completed_at_the_end(fake_openai, model):
+    conversation = await model.open_conversation(PROFILE)
+    announced = {
+        "type": "function_call",
+        "id": "fc_7",
+        "call_id": "call_7",
+        "name": "weather__get_forecast",
+        "arguments": "",
+    }
+    fake_openai.script(
+        "responses.create",
+        SSEReply(
+            (
+                event("response.output_text.delta", item_id="msg_7", delta="Checking "),
+                event("response.output_text.delta", item_id="msg_7", delta="now."),
+                event("response.output_item.added", output_index=1, item=announced),
+                event("response.function_call_arguments.delta", item_id="fc_7", delta='{"city": '),
+                event("response.function_call_arguments.delta", item_id="fc_7", delta='"Bern"}'),
+                event(
+                    "response.completed", response={"id": "r", "status": "completed", "output": []}
+                ),
+            )
+        ),
+    )
+    events = await run_step(model, conversation, UserInput("hi"))
+    assert ModelToolCall(ToolCall("call_7", "weather.get_forecast", '{"city": "Bern"}')) in events
+    assert ModelMessage("Checking now.") in events
+
+
+async def test_an_incomplete_response_ends_the_step_with_what_came(fake_openai, model):
+    conversation = await model.open_conversation(PROFILE)
+    message = {
+        "type": "message",
+        "id": "m",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": "Cut sh"}],
+    }
+    fake_openai.script(
+        "responses.create",
+        SSEReply(
+            (
+                event("response.output_item.done", output_index=0, item=message),
+                event(
+                    "response.incomplete",
+                    response={"id": "r", "status": "incomplete", "output": [message]},
+                ),
+            )
+        ),
+    )
+    assert await run_step(model, conversation, UserInput("hi")) == [ModelMessage("Cut sh")]
+
+
+async def test_a_response_failed_for_rate_limits_is_unavailable(fake_openai, model):
+    conversation = await model.open_conversation(PROFILE)
+    failed = {
+        "id": "r",
+        "status": "failed",
+        "error": {"code": "rate_limit_exceeded", "message": "slow down"},
+    }
+    fake_openai.script("responses.create", SSEReply((event("response.failed", response=failed),)))
+    with pytest.raises(UpstreamUnavailableError, match="slow down"):
+        await run_step(model, conversation, UserInput("hi"))

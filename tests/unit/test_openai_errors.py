@@ -27,6 +27,7 @@ from assistant_service.domain.errors import (  # noqa: E402
     UpstreamError,
     UpstreamUnavailableError,
 )
+from assistant_service.domain.secrets import Secret  # noqa: E402
 
 REQUEST = httpx2.Request("POST", "http://127.0.0.1/v1/responses")
 
@@ -172,3 +173,10 @@ async def test_the_client_gets_the_timeouts_and_retries_asked_for():
         assert client.max_retries == 4
         assert client.timeout.read == 12
         assert client.timeout.connect == 2
+
+
+@pytest.mark.anyio
+async def test_the_client_takes_the_key_as_a_secret():
+    client = make_openai_client(api_key=Secret("OPENAI_API_KEY", "sk-from-secret"))
+    async with client:
+        assert client.api_key == "sk-from-secret"
