@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from fakeopenai import API_KEY
-from fakeopenai import turns as t
 
 from assistant_service.entrypoints.composition import services_from_settings
 from assistant_service.entrypoints.settings import load_settings
+from fakeopenai import API_KEY
+from fakeopenai import turns as t
 
 pytestmark = pytest.mark.anyio
 
