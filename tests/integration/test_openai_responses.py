@@ -16,6 +16,7 @@ from assistant_service.adapters.llm.openai_support import make_openai_client
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.domain.errors import (
     ConfigurationError,
+    InvalidInputError,
     NotFoundError,
     RunLimitError,
     UpstreamError,
@@ -696,3 +697,17 @@ async def test_a_response_failed_for_rate_limits_is_unavailable(fake_openai, mod
     fake_openai.script("responses.create", SSEReply((event("response.failed", response=failed),)))
     with pytest.raises(UpstreamUnavailableError, match="slow down"):
         await run_step(model, conversation, UserInput("hi"))
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [{f"k{n}": "v" for n in range(16)}, {"k" * 65: "v"}, {"k": "v" * 513}],
+)
+async def test_metadata_over_the_conversations_limits_is_refused_up_front(
+    fake_openai, openai_client, metadata
+):
+    model = OpenAIResponsesModel(openai_client)
+    with pytest.raises(InvalidInputError) as raised:
+        await model.open_conversation(PROFILE, metadata)
+    assert "metadata" in raised.value.fields
+    assert fake_openai.requests == []
