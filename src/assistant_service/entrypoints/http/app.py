@@ -35,6 +35,12 @@ def create_app(services: Services) -> Quart:
     state = EdgeState(slots=RunSlots(settings.max_concurrent_runs))
     app.extensions[EXTENSION] = state
     register_error_handlers(app)
+
+    @app.after_serving
+    async def close_clients() -> None:
+        for close in services.closers:
+            await close()
+
     register_routes(app, services, state)
 
     @app.websocket("/stream")
