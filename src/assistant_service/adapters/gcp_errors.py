@@ -69,6 +69,23 @@ def classify(error: BaseException) -> Failure:
     return Failure.OTHER
 
 
+def release(error: BaseException) -> None:
+    """Close the HTTP response an error carries, if any.
+
+    The storage client downloads with ``stream=True``; on an error status it
+    raises with the response unread and its connection checked out, so closing
+    the client would leave that socket open.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        close = getattr(getattr(current, "response", None), "close", None)
+        if callable(close):
+            close()
+        current = current.__cause__ or current.__context__
+
+
 def describe(error: BaseException) -> str:
     """A one-line description of ``error`` without the request's details."""
     if isinstance(error, api_exceptions.RetryError) and error.cause is not None:

@@ -145,7 +145,8 @@ def profile_from_json(text: str | bytes, source: str) -> AssistantProfile:
     if len(text) > MAX_PROFILE_BYTES:
         raise ConfigurationError(f"{source}: larger than {MAX_PROFILE_BYTES} bytes")
     try:
-        data = json.loads(text)
+        # Decode first: json.loads would take bytes for UTF-16 or UTF-32 too.
+        data = json.loads(text.decode() if isinstance(text, bytes) else text)
     except UnicodeDecodeError:
         raise ConfigurationError(f"{source}: not UTF-8 text") from None
     except json.JSONDecodeError as e:

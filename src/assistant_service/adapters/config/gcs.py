@@ -29,7 +29,13 @@ from assistant_service.adapters.config.codec import (
     profile_from_json,
     profile_to_json,
 )
-from assistant_service.adapters.gcp_errors import VENDOR_ERRORS, Failure, classify, describe
+from assistant_service.adapters.gcp_errors import (
+    VENDOR_ERRORS,
+    Failure,
+    classify,
+    describe,
+    release,
+)
 from assistant_service.domain.errors import (
     ConfigurationError,
     NotFoundError,
@@ -63,6 +69,7 @@ class GcsConfigRepository:
     _listing: TtlCache[None, builtins.list[AssistantProfile]] = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        _stop_bucket_metadata_threads(self.client)
         self._profiles = TtlCache(self.ttl, clock=self.clock)
         self._missing = TtlCache(self.ttl, clock=self.clock)
         self._listing = TtlCache(self.ttl, max_entries=1, clock=self.clock)
@@ -156,10 +163,22 @@ class GcsConfigRepository:
         try:
             yield
         except VENDOR_ERRORS as e:
+            release(e)
             failure = classify(e)
             if failure is Failure.NOT_FOUND and missing is not None:
                 raise NotFoundError("assistant", missing) from None
             raise _error(failure, where, self.bucket_id, describe(e), writing) from e
+
+
+def _stop_bucket_metadata_threads(client: Client) -> None:
+    # google-cloud-storage 3.x starts a daemon thread per bucket on the first blob
+    # call to fetch bucket metadata for its tracing attributes. That thread calls
+    # buckets.get (a permission objectViewer lacks) and can still be using the
+    # connection pool after close(). We record no traces, so switch it off for
+    # our client; DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA does the same
+    # process-wide. The attribute is private, hence the guard.
+    if getattr(client, "_bucket_metadata_cache", None) is not None:
+        client._bucket_metadata_cache = None  # noqa: SLF001
 
 
 def _object_name(assistant_id: str) -> str:
