@@ -28,6 +28,7 @@ from assistant_service.domain.models import AssistantProfile, RunLimits
 __all__ = [
     "MAX_PROFILE_BYTES",
     "is_valid_assistant_id",
+    "json_object",
     "profile_from_dict",
     "profile_from_json",
     "profile_to_dict",
@@ -142,6 +143,11 @@ def profile_from_json(text: str | bytes, source: str) -> AssistantProfile:
     Raises ``ConfigurationError`` for text that is too big, not UTF-8, not JSON
     or not a valid profile.
     """
+    return profile_from_dict(json_object(text, source), source)
+
+
+def json_object(text: str | bytes, source: str) -> dict[str, Any]:
+    """Parse ``text`` as one JSON object of bounded size; ``ConfigurationError`` naming ``source``."""
     if len(text) > MAX_PROFILE_BYTES:
         raise ConfigurationError(f"{source}: larger than {MAX_PROFILE_BYTES} bytes")
     try:
@@ -153,7 +159,9 @@ def profile_from_json(text: str | bytes, source: str) -> AssistantProfile:
         raise ConfigurationError(
             f"{source}: not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})"
         ) from None
-    return profile_from_dict(data, source)
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{source}: expected a JSON object, got {_json_type(data)}")
+    return data
 
 
 def _format(exc: BaseException, _type: Any) -> str:
