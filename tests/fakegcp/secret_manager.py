@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from typing import Any
 
 import google_crc32c
@@ -28,6 +29,7 @@ class FakeSecretManager:
         self._denied: set[tuple[str, str]] = set()
         self.unavailable = False
         self.corrupt_checksums = False
+        self.delay = 0.0  # seconds before each answer, to see who waits
         self._server = LoopbackServer(self._handle)
 
     @property
@@ -53,6 +55,7 @@ class FakeSecretManager:
         self._denied.add((project, name))
 
     def _handle(self, request: Request) -> tuple[int, dict[str, Any]]:
+        time.sleep(self.delay)
         if self.unavailable:
             return 503, google_error(503, "The service is currently unavailable.")
         match = _ACCESS.fullmatch(request.path.split("?")[0])

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+import anyio
 import attrs
 
 K = TypeVar("K")
@@ -27,6 +28,30 @@ class TtlCache(Generic[K, V]):
     max_entries: int = attrs.field(default=1024, validator=attrs.validators.gt(0))
     clock: Clock = time.monotonic
     _entries: dict[K, tuple[float, V]] = attrs.field(factory=dict, init=False)
+    # One lock per key being loaded, dropped when nobody waits: bounded by concurrency.
+    _loading: dict[K, anyio.Lock] = attrs.field(factory=dict, init=False)
+
+    async def get_or_load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        """The fresh value under ``key``, else ``await load()``, stored.
+
+        Concurrent misses on one key load once: the others wait and take the
+        stored value (on a cold start, a burst of requests makes one remote call).
+        An error from ``load`` is raised to that caller and nothing is stored.
+        """
+        value = self.get(key)
+        if value is not None:
+            return value
+        lock = self._loading.setdefault(key, anyio.Lock())
+        try:
+            async with lock:
+                value = self.get(key)
+                if value is None:
+                    value = await load()
+                    self.set(key, value)
+                return value
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._loading.pop(key, None)
 
     def get(self, key: K) -> V | None:
         """The fresh value stored under ``key``, else ``None``."""

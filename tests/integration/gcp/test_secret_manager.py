@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from assistant_service.adapters.secrets.secret_manager import SecretManagerSecretRepository
@@ -113,3 +114,29 @@ async def test_an_unreachable_endpoint_is_upstream_unavailable():
             await repository.get("k")
     finally:
         repository.close()
+
+
+async def test_concurrent_misses_make_one_request_and_never_block_the_loop(
+    repository, fake_secret_manager
+):
+    fake_secret_manager.add_version(PROJECT, "k", VALUE)
+    fake_secret_manager.delay = 0.2
+    ticks = []
+    values = []
+
+    async def tick():
+        # Runs only if the client's blocking call is off the event loop.
+        for _ in range(10):
+            ticks.append(1)
+            await anyio.sleep(0.01)
+
+    async def read():
+        values.append((await repository.get("k")).reveal())
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(tick)
+        for _ in range(5):
+            group.start_soon(read)
+    assert values == [VALUE] * 5
+    assert fake_secret_manager.access_count == 1
+    assert len(ticks) == 10

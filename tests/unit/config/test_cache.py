@@ -59,3 +59,35 @@ def test_a_zero_ttl_caches_nothing_and_discard_and_clear_forget():
 def test_a_negative_ttl_is_refused():
     with pytest.raises(ValueError, match="ttl"):
         TtlCache(-1)
+
+
+@pytest.mark.anyio
+async def test_concurrent_misses_load_once_and_errors_store_nothing():
+    import anyio  # noqa: PLC0415
+
+    cache: TtlCache[str, int] = TtlCache(10.0, clock=Clock())
+    calls = []
+
+    async def load():
+        calls.append(1)
+        await anyio.sleep(0.01)
+        return 7
+
+    results = []
+
+    async def get():
+        results.append(await cache.get_or_load("a", load))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(5):
+            group.start_soon(get)
+    assert (results, len(calls)) == ([7] * 5, 1)
+    assert cache._loading == {}
+
+    async def fail():
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await cache.get_or_load("b", fail)
+    assert cache.get("b") is None
+    assert cache._loading == {}

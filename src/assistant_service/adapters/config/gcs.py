@@ -77,18 +77,17 @@ class GcsConfigRepository:
     async def get(self, assistant_id: str) -> AssistantProfile:
         if not is_valid_assistant_id(assistant_id):
             raise NotFoundError("assistant", assistant_id)
-        profile = self._profiles.get(assistant_id)
-        if profile is not None:
-            return profile
+        return await self._profiles.get_or_load(assistant_id, lambda: self._load(assistant_id))
+
+    async def _load(self, assistant_id: str) -> AssistantProfile:
+        # Missing ids are remembered too, so unknown ids do not each reach the bucket.
         if self._missing.get(assistant_id) is not None:
             raise NotFoundError("assistant", assistant_id)
         try:
-            profile = await anyio.to_thread.run_sync(self._read, assistant_id)
+            return await anyio.to_thread.run_sync(self._read, assistant_id)
         except NotFoundError:
             self._missing.set(assistant_id, assistant_id)
             raise
-        self._profiles.set(assistant_id, profile)
-        return profile
 
     async def list(self) -> list[AssistantProfile]:
         profiles = self._listing.get(None)

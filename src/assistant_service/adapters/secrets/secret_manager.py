@@ -65,11 +65,9 @@ class SecretManagerSecretRepository:
     async def get(self, name: str) -> Secret:
         if not _SECRET_NAME.fullmatch(name):
             raise NotFoundError("secret", name)
-        secret = self._cache.get(name)
-        if secret is None:
-            secret = await anyio.to_thread.run_sync(self._access, name)
-            self._cache.set(name, secret)
-        return secret
+        return await self._cache.get_or_load(
+            name, lambda: anyio.to_thread.run_sync(self._access, name)
+        )
 
     def close(self) -> None:
         """Close the client's transport and its connections."""
