@@ -83,6 +83,20 @@ def test_a_root_loads_every_spec_into_one_registry(tmp_path):
     assert registry.names() == ["echo.shout"]
 
 
+def test_a_root_can_load_into_a_registry_holding_other_tools(tmp_path):
+    make_spec(tmp_path, "echo", profile={"model": "m", "tools": ["shout"]})
+
+    def ping() -> str:
+        """Answer pong."""
+        return "pong"
+
+    registry = FunctionToolRegistry()
+    registry.register(ping, namespace="shared")
+    _profiles, loaded = load_spec_directories(tmp_path, registry=registry)
+    assert loaded is registry
+    assert registry.names() == ["shared.ping", "echo.shout"]
+
+
 def test_loading_into_a_registry_that_has_the_tools_already_is_refused(tmp_path):
     directory = make_spec(tmp_path, profile={"model": "m", "tools": ["shout"]})
     registry = FunctionToolRegistry()

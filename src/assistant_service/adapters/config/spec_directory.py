@@ -53,8 +53,10 @@ def load_spec_directory(
 ) -> AssistantSpec:
     """Load and check one spec directory.
 
-    Its tools are added to ``registry`` when given (all or nothing), else to a
-    new one. Raises ``ConfigurationError`` naming the file and what to fix.
+    The spec's ``tools`` is a registry of this directory's tools alone; when
+    ``registry`` is given they are added to it as well (all or nothing), which
+    is how :func:`load_spec_directories` builds one registry for the service.
+    Raises ``ConfigurationError`` naming the file and what to fix.
     """
     directory = Path(directory)
     name = directory.resolve().name
@@ -78,13 +80,14 @@ def load_spec_directory(
 
 
 def load_spec_directories(
-    root: str | Path,
+    root: str | Path, *, registry: FunctionToolRegistry | None = None
 ) -> tuple[list[AssistantProfile], FunctionToolRegistry]:
     """Load every spec directory under ``root`` (each subdirectory with a ``profile.json``).
 
     Returns the profiles, sorted by id, and one registry holding every
-    assistant's tools in its own namespace. Raises ``ConfigurationError`` for a
-    missing root or any invalid spec.
+    assistant's tools in its own namespace: ``registry`` when given (e.g. one
+    already holding the entry points' tools), else a new one. Raises
+    ``ConfigurationError`` for a missing root or any invalid spec.
     """
     root = Path(root)
     if not root.is_dir():
@@ -92,7 +95,7 @@ def load_spec_directories(
     directories = sorted(p for p in root.iterdir() if (p / PROFILE_FILE).is_file())
     if len(directories) > MAX_SPECS:
         raise ConfigurationError(f"{root}: more than {MAX_SPECS} assistant spec directories")
-    registry = FunctionToolRegistry()
+    registry = FunctionToolRegistry() if registry is None else registry
     profiles = [load_spec_directory(d, registry=registry).profile for d in directories]
     return profiles, registry
 
