@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import logging
+
 import anyio
 import pytest
 
-from assistant_service.adapters.secrets.secret_manager import SecretManagerSecretRepository
+from assistant_service.adapters.secrets.secret_manager import (
+    TRANSPORT_LOGGER,
+    SecretManagerSecretRepository,
+)
 from assistant_service.domain.errors import (
     ConfigurationError,
     NotFoundError,
@@ -140,3 +146,42 @@ async def test_concurrent_misses_make_one_request_and_never_block_the_loop(
     assert values == [VALUE] * 5
     assert fake_secret_manager.access_count == 1
     assert len(ticks) == 10
+
+
+async def test_no_log_record_carries_the_value_even_at_debug(repository, fake_secret_manager):
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    handler = Keep(logging.DEBUG)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        fake_secret_manager.add_version(PROJECT, "k", VALUE)
+        assert (await repository.get("k")).reveal() == VALUE
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    encoded = base64.b64encode(VALUE.encode()).decode()
+    for record in records:
+        text = repr(record.__dict__)
+        assert VALUE not in text
+        assert encoded not in text
+
+
+def test_the_transport_s_response_record_of_a_secret_access_is_dropped():
+    logger = logging.getLogger(TRANSPORT_LOGGER)
+
+    def record(**extra):
+        made = logger.makeRecord(
+            logger.name, logging.DEBUG, __file__, 1, "m", (), None, extra=extra
+        )
+        return logger.filter(made)
+
+    assert not record(rpcName="AccessSecretVersion", httpResponse={"payload": {"data": "c2s="}})
+    assert record(rpcName="AccessSecretVersion", httpRequest={"url": "..."})
+    assert record(rpcName="GetSecret", httpResponse={"payload": {}})

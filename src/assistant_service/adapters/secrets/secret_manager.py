@@ -11,6 +11,7 @@ the secret, never its value:
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 
@@ -41,6 +42,23 @@ _RETRYABLE = api_retry.if_exception_type(
     api_exceptions.InternalServerError,
     requests.ConnectionError,
 )
+
+
+# The REST transport's debug log of an AccessSecretVersion *response* is built to
+# carry the payload (today it fails to serialise it and logs null; a fix upstream
+# would log the secret). Drop that one record, whatever the logging setup.
+TRANSPORT_LOGGER = "google.cloud.secretmanager_v1.services.secret_manager_service.transports.rest"
+
+
+class _NoSecretResponses(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        carries_payload = "httpResponse" in record.__dict__
+        return not (carries_payload and getattr(record, "rpcName", "") == "AccessSecretVersion")
+
+
+_FILTER = _NoSecretResponses()
+if not any(isinstance(f, _NoSecretResponses) for f in logging.getLogger(TRANSPORT_LOGGER).filters):
+    logging.getLogger(TRANSPORT_LOGGER).addFilter(_FILTER)
 
 
 @attrs.define(repr=False)
