@@ -90,13 +90,13 @@ class GcsConfigRepository:
             raise
 
     async def list(self) -> list[AssistantProfile]:
-        profiles = self._listing.get(None)
-        if profiles is None:
-            profiles = await anyio.to_thread.run_sync(self._read_all)
-            self._listing.set(None, profiles)
-            for profile in profiles:
-                self._profiles.set(profile.id, profile)
-        return list(profiles)
+        return list(await self._listing.get_or_load(None, self._load_all))
+
+    async def _load_all(self) -> builtins.list[AssistantProfile]:
+        profiles = await anyio.to_thread.run_sync(self._read_all)
+        for profile in profiles:
+            self._profiles.set(profile.id, profile)
+        return profiles
 
     async def put(self, profile: AssistantProfile) -> None:
         if not is_valid_assistant_id(profile.id):
