@@ -16,7 +16,7 @@ import pytest
 
 import assistant_service
 
-SECRET = "sk-e2e-Zt9vQ2mXw8LbR4nK"  # noqa: S105 -- a fake key the logs must never show
+SECRET = "sk-e2e-Zt9vQ2mXw8LbR4nK"
 SOURCE = str(Path(assistant_service.__file__).parent.parent)
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+from functools import partial
 from typing import Any
+
+import anyio
 
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
 from assistant_service.adapters.conversations.memory import InMemoryConversationStore
@@ -19,6 +22,7 @@ from assistant_service.adapters.llm.scripted import offline_model
 from assistant_service.adapters.secrets.memory import InMemorySecretRepository
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.domain.errors import ConfigurationError, NotFoundError
+from assistant_service.domain.models import AssistantProfile
 from assistant_service.entrypoints.bootstrap import bootstrap, demo_profile, demo_tools
 from assistant_service.entrypoints.http.services import Closer, Services
 from assistant_service.entrypoints.settings import LLMBackend, ResponsesState, Settings
@@ -42,19 +46,26 @@ async def services_from_settings(
     packages declare theirs). Raises ``ConfigurationError`` when a backend's
     extra is not installed, ``ToolRegistrationError`` for a tool that cannot load.
     """
+    closers: list[Closer] = []
     if settings.production:
         registry = tools or _entry_point_tools()
-        configs, secrets = _production_repositories(settings)
+        if settings.assistants_dir and tools is None:
+            # Tools ship as code in the image; their profiles come from the bucket.
+            _, registry = _spec_directories(settings.assistants_dir, registry)
+        configs, secrets = _production_repositories(settings, closers)
         default = settings.assistant_id
     else:
         registry = tools or demo_tools()
-        configs = InMemoryConfigRepository.of(demo_profile(registry))
+        profiles = [demo_profile(registry)]
+        if settings.assistants_dir:
+            specs, registry = _spec_directories(settings.assistants_dir, registry)
+            profiles.extend(specs)
+        configs = InMemoryConfigRepository.of(profiles)
         key = settings.openai_api_key
         values = {settings.openai_api_key_secret: key.reveal()} if key else {}
         secrets = InMemorySecretRepository(values=values)  # type: ignore[arg-type] # attrs converter
         default = settings.assistant_id or DEMO_ASSISTANT_ID
     needs_key = settings.backend is not LLMBackend.OFFLINE
-    closers: list[Closer] = []
     model = await _model(settings, secrets, closers) if needs_key else _offline(settings)
     assistant = bootstrap(
         model=model, configs=configs, tools=registry, default_assistant_id=default
@@ -139,27 +150,39 @@ def _openai_model(settings: Settings, client: Any) -> LanguageModel:
     raise ConfigurationError(f"LLM_BACKEND={backend.value} is not available in this build")
 
 
+def _spec_directories(
+    root: str, registry: ToolRegistry
+) -> tuple[list[AssistantProfile], FunctionToolRegistry]:
+    from assistant_service.adapters.config.spec_directory import (  # noqa: PLC0415
+        load_spec_directories,
+    )
+
+    if not isinstance(registry, FunctionToolRegistry):
+        raise ConfigurationError("ASSISTANTS_DIR needs the function tool registry")
+    return load_spec_directories(root, registry=registry)
+
+
 def _production_repositories(
-    settings: Settings,
+    settings: Settings, closers: list[Closer]
 ) -> tuple[AssistantConfigRepository, SecretRepository]:
     """Profiles from the bucket, secrets from Secret Manager (the ``gcp`` extra)."""
     try:
-        gcs = importlib.import_module("assistant_service.adapters.config.gcs")
-        secret_manager = importlib.import_module(
-            "assistant_service.adapters.secrets.secret_manager"
-        )
+        production = importlib.import_module("assistant_service.entrypoints.production")
     except ImportError as error:
         raise ConfigurationError(
-            "ENVIRONMENT=production needs the gcp extra and its adapters: "
+            "ENVIRONMENT=production needs the gcp extra: "
             f"pip install 'assistant-service[gcp]' ({error})"
         ) from None
-    # Hook: the GCP adapters' constructors as agreed; adjust here if they differ.
-    configs: AssistantConfigRepository = gcs.GCSConfigRepository(
-        bucket=settings.bucket_id, project=settings.project_id, cache_ttl=settings.config_cache_ttl
+    configs, secrets = production.production_adapters(
+        project_id=settings.project_id or "",
+        bucket_id=settings.bucket_id or "",
+        secret_name=settings.openai_api_key_secret,
+        secret_manager_endpoint=settings.secret_manager_endpoint,
+        config_ttl=settings.config_cache_ttl,
+        secret_ttl=settings.secret_cache_ttl,
     )
-    secrets: SecretRepository = secret_manager.SecretManagerRepository(
-        project=settings.project_id,
-        endpoint=settings.secret_manager_endpoint,
-        cache_ttl=settings.secret_cache_ttl,
-    )
-    return configs, secrets
+    # Their clients' close() blocks: run it off the event loop at shutdown.
+    closers.extend(partial(anyio.to_thread.run_sync, r.close) for r in (configs, secrets))
+    typed_configs: AssistantConfigRepository = configs
+    typed_secrets: SecretRepository = secrets
+    return typed_configs, typed_secrets

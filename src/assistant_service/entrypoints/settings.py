@@ -84,6 +84,8 @@ class Settings:
     project_id: str | None = None
     bucket_id: str | None = None
     assistant_id: str | None = None
+    # Spec directories (assistants/<id>/profile.json + tools.py) whose tools the service loads.
+    assistants_dir: str | None = None
     google_application_credentials: str | None = None
     secret_manager_endpoint: str | None = None
     storage_emulator_host: str | None = None

@@ -76,4 +76,4 @@ def test_https_endpoints_use_application_default_credentials(
     # A TLS endpoint gets real credentials; with none to be found that is a clear error.
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
     with pytest.raises(ConfigurationError, match="Secret Manager client"):
-        adapters(bucket_id, fake_secret_manager, secret_manager_endpoint="https://127.0.0.1:1")  # noqa: S106
+        adapters(bucket_id, fake_secret_manager, secret_manager_endpoint="https://127.0.0.1:1")

@@ -70,7 +70,7 @@ def test_nested_and_typed_secrets_never_reach_the_line(configure):
         "upstream call",
         request={"headers": {"Authorization": "Bearer abcdefghijk"}, "body": ["sk-abcdefghijkl"]},
         key=Secret("openai-api-key", "sk-real-value-123456"),
-        password="hunter2",  # noqa: S106 -- a fake the log must hide
+        password="hunter2",
         note=("plain", "text"),
     )
     line = json.loads(buffer.getvalue())
@@ -78,7 +78,7 @@ def test_nested_and_typed_secrets_never_reach_the_line(configure):
     for leaked in ("abcdefghijk", "sk-abcdefghijkl", "sk-real-value-123456", "hunter2"):
         assert leaked not in text
     assert line["request"]["headers"]["Authorization"] == "[REDACTED]"
-    assert line["password"] == "[REDACTED]"  # noqa: S105 -- the redaction marker
+    assert line["password"] == "[REDACTED]"
     assert line["note"] == ["plain", "text"]
 
 

@@ -84,7 +84,7 @@ def test_production_requires_the_gcp_values_but_not_the_api_key():
     assert settings.production
     assert settings.openai_api_key is None
     assert settings.backend is LLMBackend.RESPONSES  # the key comes from Secret Manager
-    assert settings.openai_api_key_secret == "openai-api-key"  # noqa: S105 -- a name
+    assert settings.openai_api_key_secret == "openai-api-key"
 
 
 def test_an_unknown_environment_is_refused():
