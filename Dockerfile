@@ -24,6 +24,10 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
+# Assistant spec directories: their tools are code, so they ship in the image;
+# in production their profiles come from the bucket.
+COPY assistants /app/assistants
+ENV ASSISTANTS_DIR=/app/assistants
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
