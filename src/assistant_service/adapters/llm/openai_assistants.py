@@ -1,0 +1,208 @@
+"""The language-model port on the Assistants API (threads and runs).
+
+OpenAI shut this API down on 2026-08-26; self-hosted compatible servers and
+older Azure deployments still speak it. A conversation is a thread, a step is
+a streamed run (or its continuation after tool outputs).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, cast
+
+import attrs
+from openai import AsyncOpenAI, omit
+
+from assistant_service.adapters.llm.assistants_events import MalformedEventError, read_event
+from assistant_service.adapters.llm.assistants_runs import BACKEND, RunRecovery, thread_call
+from assistant_service.adapters.llm.function_tools import function_tools
+from assistant_service.adapters.llm.legacy_sdk import deprecated_api
+from assistant_service.adapters.llm.openai_calls import StepGuard, malformed, upstream_call
+from assistant_service.adapters.llm.openai_support import upstream_headers
+from assistant_service.domain.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    UpstreamError,
+)
+from assistant_service.domain.models import AssistantProfile, Conversation, Message, Role
+from assistant_service.domain.steps import ModelEvent, StepInput, UserInput
+from assistant_service.domain.tools import ToolSpec
+
+ASSISTANT_KEY = "assistant_id"  # thread metadata naming our assistant profile
+MAX_METADATA_PAIRS = 16  # the API's limit, ours included
+
+
+@attrs.define
+class OpenAIAssistantsModel:
+    """A language model on Assistants-API threads and streamed runs.
+
+    Each profile names its remote assistant in ``remote_id``; the run uses the
+    profile's model, instructions, temperature and tools when set. A step that
+    asks for tools leaves its run waiting; the next step submits the outputs to
+    that run. A run an earlier step left active (the process died, the run loop
+    gave up) is cancelled before the next user message is added; one this
+    process does not know is cancelled only once older than
+    ``foreign_run_grace`` seconds (another instance may still be driving it),
+    else the step fails with ``ConflictError``. Threads created without our
+    metadata belong to ``default_assistant_id``. ``client`` is shared, never closed here.
+    """
+
+    _client: AsyncOpenAI = attrs.field(alias="client")
+    default_assistant_id: str | None = None
+    foreign_run_grace: float = 30.0
+    recovery_timeout: float = 10.0
+    max_history_messages: int = 1_000
+    step_timeout: float = 600.0
+    max_step_events: int = 200_000
+    max_remembered_threads: int = 10_000
+    # thread id -> the run this process last saw active on it, and whether it awaits outputs
+    _runs: OrderedDict[str, tuple[str, bool]] = attrs.field(factory=OrderedDict, init=False)
+
+    async def open_conversation(
+        self, profile: AssistantProfile, metadata: Mapping[str, str] | None = None
+    ) -> Conversation:
+        _remote_id(profile)  # a profile that cannot run fails now, not at its first message
+        given = dict(metadata or {})
+        if len(given) >= MAX_METADATA_PAIRS:
+            raise InvalidInputError(
+                "too much conversation metadata",
+                {"metadata": f"at most {MAX_METADATA_PAIRS - 1} keys on this backend"},
+            )
+        with deprecated_api():
+            pending = self._threads.create(
+                metadata={**given, ASSISTANT_KEY: profile.id}, extra_headers=upstream_headers()
+            )
+        with upstream_call(BACKEND, "threads.create", assistant_id=profile.id):
+            thread = await pending
+        return Conversation(thread.id, profile.id, _timestamp(thread.created_at), given)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation:
+        with deprecated_api():
+            pending = self._threads.retrieve(conversation_id, extra_headers=upstream_headers())
+        with thread_call("threads.retrieve", conversation_id):
+            thread = await pending
+        metadata = {str(k): str(v) for k, v in (thread.metadata or {}).items()}
+        assistant_id = metadata.pop(ASSISTANT_KEY, None) or self.default_assistant_id or ""
+        return Conversation(thread.id, assistant_id, _timestamp(thread.created_at), metadata)
+
+    async def stream_step(
+        self,
+        conversation: Conversation,
+        profile: AssistantProfile,
+        step: StepInput,
+        tools: Sequence[ToolSpec],
+    ) -> AsyncIterator[ModelEvent]:
+        thread_id = conversation.id
+        assistant_id = _remote_id(profile)
+        recovery = RunRecovery(self._threads.runs, thread_id, self.recovery_timeout)
+        remembered = self._runs.get(thread_id)
+        pending: Awaitable[Any]
+        if isinstance(step, UserInput):
+            await recovery.clear(remembered and remembered[0], self.foreign_run_grace)
+            self._runs.pop(thread_id, None)
+            with deprecated_api():
+                message = self._threads.messages.create(
+                    thread_id, role="user", content=step.text, extra_headers=upstream_headers()
+                )
+            with thread_call("threads.messages.create", thread_id):
+                await message
+            with deprecated_api():
+                pending = self._threads.runs.create(
+                    thread_id,
+                    assistant_id=assistant_id,
+                    model=profile.model or omit,
+                    instructions=profile.instructions or omit,
+                    temperature=profile.temperature if profile.temperature is not None else omit,
+                    tools=cast("Any", function_tools(tools)) if tools else omit,
+                    stream=True,
+                    extra_headers=upstream_headers(),
+                )
+            operation = "threads.runs.create"
+        else:
+            awaiting = remembered[0] if remembered and remembered[1] else None
+            run_id = awaiting or await recovery.waiting_run()
+            self._remember(thread_id, run_id, awaiting_outputs=False)
+            outputs = [{"tool_call_id": o.call.id, "output": o.output} for o in step.outcomes]
+            with deprecated_api():
+                pending = self._threads.runs.submit_tool_outputs(
+                    run_id,
+                    thread_id=thread_id,
+                    tool_outputs=cast("Any", outputs),
+                    stream=True,
+                    extra_headers=upstream_headers(),
+                )
+            operation = "threads.runs.submit_tool_outputs"
+        async for event in self._stream_run(thread_id, operation, pending):
+            yield event
+
+    async def history(self, conversation_id: str) -> list[Message]:
+        limit = self.max_history_messages
+        with deprecated_api():
+            # Newest first, so a long thread yields its latest messages; reversed below.
+            pages = self._threads.messages.list(
+                conversation_id,
+                order="desc",
+                limit=min(limit, 100),
+                extra_headers=upstream_headers(),
+            )
+        messages: list[Message] = []
+        with thread_call("threads.messages.list", conversation_id):
+            async for item in pages:
+                text = "".join(block.text.value for block in item.content if block.type == "text")
+                if text and item.role in {"user", "assistant"}:
+                    messages.append(Message(Role(item.role), text))
+                if len(messages) >= limit:
+                    break
+        return messages[::-1]
+
+    @property
+    def _threads(self) -> Any:
+        # Typed Any: the SDK's deprecated overloads are kept out of our signatures.
+        return self._client.beta.threads
+
+    async def _stream_run(
+        self, thread_id: str, operation: str, pending: Awaitable[Any]
+    ) -> AsyncIterator[ModelEvent]:
+        guard = StepGuard(BACKEND, self.step_timeout, self.max_step_events)
+        with thread_call(operation, thread_id):
+            stream = await pending
+            async with stream:
+                while (event := await guard.next(stream, "event")) is not None:
+                    try:
+                        update = read_event(event)
+                    except MalformedEventError as error:
+                        raise malformed(BACKEND, "event", str(error)) from None
+                    except UpstreamError:
+                        self._runs.pop(thread_id, None)  # the run ended; nothing to recover
+                        raise
+                    if update.run_id is not None:
+                        if update.ended and not update.awaiting_outputs:
+                            self._runs.pop(thread_id, None)
+                        else:
+                            self._remember(thread_id, update.run_id, update.awaiting_outputs)
+                    for model_event in update.events:
+                        yield model_event
+                    if update.ended:
+                        return
+        raise UpstreamError("the model server ended the stream before the run finished")
+
+    def _remember(self, thread_id: str, run_id: str, awaiting_outputs: bool) -> None:
+        self._runs[thread_id] = (run_id, awaiting_outputs)
+        self._runs.move_to_end(thread_id)
+        while len(self._runs) > self.max_remembered_threads:
+            self._runs.popitem(last=False)  # forgotten runs are found again by listing
+
+
+def _remote_id(profile: AssistantProfile) -> str:
+    if not profile.remote_id:
+        raise ConfigurationError(
+            f"assistant profile {profile.id!r} has no remote_id: the assistants backend "
+            "needs the id of the remote assistant (asst_...) to run it"
+        )
+    return profile.remote_id
+
+
+def _timestamp(seconds: float | None) -> datetime:
+    return datetime.fromtimestamp(seconds or 0, timezone.utc)
