@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import typing
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from functools import cache
+from typing import Any
 
 import cattrs
+from typing_extensions import is_typeddict
 
 
 @cache
@@ -15,7 +19,21 @@ def converter() -> cattrs.Converter:
     Arguments are checked against their shapes before they reach it, so its
     lenient built-in hooks (``int("3")``) never see untrusted data unchecked.
     """
-    return cattrs.Converter(
+    conv = cattrs.Converter(
         forbid_extra_keys=True,
         unstruct_collection_overrides={AbstractSet: list},
     )
+    conv.register_structure_hook_factory(is_typeddict, _typeddict_hook)
+    return conv
+
+
+def _typeddict_hook(cls: type, conv: cattrs.Converter) -> Callable[[Any, Any], dict[str, Any]]:
+    # cattrs reads required keys from __required_keys__, which misses
+    # NotRequired under string annotations (3.10, 3.11); the keys were
+    # checked already, so structure the values present.
+    hints = typing.get_type_hints(cls)
+
+    def structure(value: Any, _: Any) -> dict[str, Any]:
+        return {key: conv.structure(item, hints[key]) for key, item in value.items()}
+
+    return structure

@@ -106,7 +106,7 @@ def nullable(schema: JSONSchema) -> JSONSchema:
     """The schema that also accepts null (a type list for primitives, else ``anyOf``)."""
     kind = schema.get("type")
     kinds = kind if isinstance(kind, list) else [kind]
-    if "null" in kinds:
+    if "null" in kinds or {"type": "null"} in schema.get("anyOf", []):
         return schema
     if set(kinds) <= _PRIMITIVES and "anyOf" not in schema:
         out = {**schema, "type": [*kinds, "null"]}

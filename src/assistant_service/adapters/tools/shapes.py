@@ -10,7 +10,6 @@ arbitrary classes, unions other than ``X | None``, recursive types) by raising
 from __future__ import annotations
 
 import enum
-import sys
 import types
 import typing
 from typing import Annotated, Any, Literal, Union
@@ -18,10 +17,9 @@ from typing import Annotated, Any, Literal, Union
 import attrs
 import docstring_parser
 
-if sys.version_info >= (3, 11):  # pragma: no cover - depends on the interpreter
-    from typing import NotRequired, Required
-else:  # pragma: no cover
-    from typing_extensions import NotRequired, Required
+# typing_extensions (a dependency of cattrs) knows both its own TypedDicts and
+# typing's, and its NotRequired/Required are typing's on 3.11+.
+from typing_extensions import NotRequired, Required, is_typeddict
 
 # OpenAI's strict mode accepts at most 10 levels of nested objects and arrays.
 MAX_NESTING = 10
@@ -182,7 +180,7 @@ class ShapeBuilder:
             return self._tuple(tp, args, depth)
         if origin is dict:
             return self._dict(tp, args, depth)
-        if isinstance(tp, type) and (attrs.has(tp) or typing.is_typeddict(tp)):
+        if isinstance(tp, type) and (attrs.has(tp) or is_typeddict(tp)):
             return self._object(tp, depth)
         raise UnsupportedTypeError(f"type {_name(tp)} is not supported")
 
@@ -247,16 +245,30 @@ class ShapeBuilder:
     def _typeddict_fields(
         self, cls: type, hints: dict[str, Any], docs: dict[str, str], depth: int
     ) -> list[Field]:
-        required: frozenset[str] = getattr(cls, "__required_keys__", frozenset())
+        total = bool(getattr(cls, "__total__", True))
         return [
             Field(
                 name,
                 self.build(hint, depth + 1),
-                optional=name not in required,
+                optional=not _key_required(hint, total=total),
                 description=docs.get(name),
             )
             for name, hint in hints.items()
         ]
+
+
+def _key_required(hint: Any, *, total: bool) -> bool:
+    # Read from the hint, not __required_keys__: under PEP 563 (string
+    # annotations) Python 3.10 and 3.11 miss NotRequired there.
+    while True:
+        origin = typing.get_origin(hint)
+        if origin is Required:
+            return True
+        if origin is NotRequired:
+            return False
+        if origin is not Annotated:
+            return total
+        hint = hint.__origin__
 
 
 def _attrs_default(default: Any) -> Any:

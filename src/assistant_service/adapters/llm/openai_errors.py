@@ -1,0 +1,132 @@
+"""Translate the ``openai`` SDK's exceptions into the package's own errors.
+
+::
+
+    openai.APIStatusError 404 (when a resource is named)   -> NotFoundError
+    openai.APIStatusError 429, 503                          -> UpstreamUnavailableError(retry_after)
+    openai.APIStatusError, other status                     -> UpstreamError
+    openai.APIConnectionError / APITimeoutError             -> UpstreamUnavailableError
+    openai.APIResponseValidationError                       -> UpstreamError
+    openai.APIError (an error event inside a stream)        -> UpstreamError
+    httpx2 transport / stream errors that escape the SDK    -> UpstreamUnavailableError
+
+Messages never carry the API key: the upstream's own message is kept short and
+anything shaped like a key is masked.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import anyio
+import httpx2
+import openai
+
+from assistant_service.domain.errors import (
+    NotFoundError,
+    UpstreamError,
+    UpstreamUnavailableError,
+)
+
+_UNAVAILABLE_STATUSES = frozenset({429, 503})
+_MAX_MESSAGE = 300
+# OpenAI keys (sk-..., sk-proj-...) and bearer tokens; upstream messages may echo them.
+_SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-*]*|(Bearer\s+)\S+", re.IGNORECASE)
+
+
+@contextmanager
+def translate_openai_errors(not_found: tuple[str, str] | None = None) -> Iterator[None]:
+    """Raise our errors for the SDK's (and its transport's) inside the block.
+
+    ``not_found`` is ``(kind, identifier)`` of the resource the call names: a 404
+    then becomes ``NotFoundError(kind, identifier)``; without it a 404 (an
+    unknown model, say) is an ``UpstreamError``. The originals are chained
+    (``raise ... from``) for the log, never put in the message.
+    """
+    try:
+        yield
+    except openai.APIStatusError as error:
+        raise status_error(error, not_found) from error
+    except openai.APITimeoutError as error:
+        raise UpstreamUnavailableError("the language model did not answer in time") from error
+    except openai.APIConnectionError as error:
+        raise UpstreamUnavailableError(
+            "could not reach the language model, or the connection was lost"
+        ) from error
+    except openai.APIResponseValidationError as error:
+        raise UpstreamError("the language model sent a response this client cannot read") from error
+    except openai.APIError as error:
+        raise UpstreamError(f"the language model failed: {redact(error.message)}") from error
+    except httpx2.TimeoutException as error:
+        raise UpstreamUnavailableError("the language model did not answer in time") from error
+    except (httpx2.HTTPError, httpx2.StreamError, anyio.EndOfStream) as error:
+        # The SDK wraps transport errors it sees; these are the ones raised
+        # while a stream is read or closed outside its wrapper.
+        raise UpstreamUnavailableError("the connection to the language model was lost") from error
+    except openai.OpenAIError as error:
+        raise UpstreamError(f"the language model client failed: {type(error).__name__}") from error
+
+
+def status_error(
+    error: openai.APIStatusError, not_found: tuple[str, str] | None = None
+) -> UpstreamError | NotFoundError:
+    """Our error for an HTTP error status from the upstream."""
+    status = error.status_code
+    if status == 404 and not_found is not None:
+        return NotFoundError(*not_found)
+    detail = upstream_message(error)
+    message = f"the language model answered {status}" + (f": {detail}" if detail else "")
+    if status in _UNAVAILABLE_STATUSES:
+        return UpstreamUnavailableError(message, retry_after=retry_after(error.response))
+    return UpstreamError(message)
+
+
+def upstream_message(error: openai.APIError) -> str:
+    """The upstream's own error message (from the JSON body), short and redacted."""
+    body = error.body
+    message = body.get("message") if isinstance(body, dict) else None
+    return redact(message) if isinstance(message, str) else ""
+
+
+def redact(text: str) -> str:
+    """``text`` cut short, with anything shaped like an API key or bearer token masked."""
+    masked = _SECRET.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
+    return masked if len(masked) <= _MAX_MESSAGE else masked[:_MAX_MESSAGE] + "..."
+
+
+def retry_after(response: httpx2.Response | None) -> float | None:
+    """Seconds to wait before retrying, from ``retry-after-ms`` or ``Retry-After``.
+
+    ``Retry-After`` may be seconds or an HTTP date. Returns ``None`` when
+    absent or unreadable; never a negative or infinite number.
+    """
+    if response is None:
+        return None
+    headers = response.headers
+    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) / divisor
+        except ValueError:
+            if name == "retry-after":
+                return _retry_date(value)
+            continue
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    return None
+
+
+def _retry_date(value: str) -> float | None:
+    try:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        return max(0.0, float(email.utils.mktime_tz(parsed) - time.time()))
+    except (TypeError, ValueError, OverflowError):
+        return None

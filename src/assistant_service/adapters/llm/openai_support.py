@@ -1,0 +1,108 @@
+"""What every OpenAI adapter shares: the client, the upstream headers, the call log.
+
+Make one client per process (:func:`make_openai_client`) and hand it to every
+adapter: its connection pool is then reused across requests. Close it with
+``await client.close()`` when the process stops.
+
+The SDK retries connection errors, timeouts and 408, 409, 429 and 5xx answers
+by itself (with exponential backoff, honouring ``Retry-After`` up to two
+minutes) as long as no byte of a stream has been read; a stream that breaks
+later is never retried, the step fails instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import openai
+import structlog
+
+from assistant_service.adapters.llm.openai_errors import (
+    redact,
+    retry_after,
+    status_error,
+    translate_openai_errors,
+)
+
+__all__ = [
+    "CORRELATION_HEADER",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "log_upstream_call",
+    "make_openai_client",
+    "redact",
+    "retry_after",
+    "status_error",
+    "translate_openai_errors",
+    "upstream_headers",
+]
+
+# A chat user waits for the answer: fail within a minute of silence rather than
+# the SDK's ten, and find out fast (5 s) that the host cannot be reached.
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
+# Two retries (about 0.5 s then 1 s of backoff) ride out a blip without making
+# a user wait long behind an outage.
+DEFAULT_MAX_RETRIES = 2
+
+CORRELATION_HEADER = "X-Client-Request-Id"
+# OpenAI accepts printable ASCII, at most 512 characters, in X-Client-Request-Id.
+_MAX_CORRELATION_ID = 512
+
+log = structlog.get_logger("assistant_service.openai")
+
+
+def make_openai_client(
+    *,
+    api_key: str,
+    base_url: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+) -> openai.AsyncOpenAI:
+    """The process's shared ``AsyncOpenAI`` client.
+
+    ``timeout`` bounds each network wait (connecting excepted: ``connect_timeout``),
+    so a stream fails after ``timeout`` seconds with no byte, however long it runs
+    in total. ``max_retries`` applies before a response starts (0 turns retries
+    off). ``base_url`` (or the SDK's ``OPENAI_BASE_URL``) points at a compatible
+    server. The key is passed through to the SDK and never logged.
+    """
+    return openai.AsyncOpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        timeout=openai.Timeout(timeout, connect=connect_timeout),
+        max_retries=max_retries,
+    )
+
+
+def correlation_id() -> str | None:
+    """The correlation id the HTTP layer bound in ``structlog.contextvars``, if usable."""
+    value = structlog.contextvars.get_contextvars().get("correlation_id")
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= _MAX_CORRELATION_ID
+        and value.isascii()
+        and value.isprintable()
+    ):
+        return value
+    return None
+
+
+def upstream_headers() -> dict[str, str]:
+    """Per-request headers for the SDK's ``extra_headers``: the correlation id, when bound."""
+    current = correlation_id()
+    return {CORRELATION_HEADER: current} if current is not None else {}
+
+
+def log_upstream_call(operation: str, **fields: object) -> None:
+    """Log one upstream call, with the correlation id (also when contextvars are not merged)."""
+    log.info("openai.call", operation=operation, correlation_id=correlation_id(), **fields)
+
+
+def metadata_strings(metadata: Mapping[str, object] | object) -> dict[str, str]:
+    """The string entries of an upstream ``metadata`` object (it is typed ``object``)."""
+    if not isinstance(metadata, Mapping):
+        return {}
+    return {str(k): v for k, v in metadata.items() if isinstance(v, str)}
