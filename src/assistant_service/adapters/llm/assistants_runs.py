@@ -10,7 +10,6 @@ from typing import Any
 
 import anyio
 import attrs
-import openai
 import structlog
 
 from assistant_service.adapters.llm.assistants_events import ACTIVE_STATUSES
@@ -19,7 +18,6 @@ from assistant_service.adapters.llm.openai_calls import upstream_call
 from assistant_service.adapters.llm.openai_support import upstream_headers
 from assistant_service.domain.errors import (
     ConflictError,
-    NotFoundError,
     UpstreamError,
     UpstreamUnavailableError,
 )
@@ -32,11 +30,10 @@ log = structlog.get_logger("assistant_service.llm")
 @contextlib.contextmanager
 def thread_call(operation: str, thread_id: str) -> Iterator[None]:
     """An upstream call on one thread: logged, translated, a 404 as ``NotFoundError``."""
-    with upstream_call(BACKEND, operation, conversation_id=thread_id):
-        try:
-            yield
-        except openai.NotFoundError:
-            raise NotFoundError("conversation", thread_id) from None
+    with upstream_call(
+        BACKEND, operation, not_found=("conversation", thread_id), conversation_id=thread_id
+    ):
+        yield
 
 
 @attrs.define

@@ -10,7 +10,10 @@ from typing import Any, TypeVar
 import attrs
 import structlog
 
-from assistant_service.adapters.llm.openai_support import translate_openai_errors
+from assistant_service.adapters.llm.openai_support import (
+    log_upstream_call,
+    translate_openai_errors,
+)
 from assistant_service.domain.errors import AssistantServiceError, UpstreamError
 
 log = structlog.get_logger("assistant_service.llm")
@@ -19,40 +22,36 @@ T = TypeVar("T")
 
 
 @contextlib.contextmanager
-def upstream_call(backend: str, operation: str, **fields: Any) -> Iterator[None]:
-    """Log one upstream call (with the correlation id bound in context) and translate its errors.
+def upstream_call(
+    backend: str, operation: str, *, not_found: tuple[str, str] | None = None, **fields: Any
+) -> Iterator[None]:
+    """Log one upstream call with the correlation id, and translate its errors.
 
     Inside, vendor exceptions become ``UpstreamError``/``UpstreamUnavailableError``
-    (see ``translate_openai_errors``); the log line says how long the call took
-    and how it ended, never what was sent.
+    (a 404 becomes ``NotFoundError(*not_found)`` when given); one log line says
+    how long the call took and how it ended, never what was sent.
     """
     started = time.perf_counter()
+    outcome = "ok"
     try:
-        with translate_openai_errors():
+        with translate_openai_errors(not_found):
             yield
     except AssistantServiceError as error:
-        log.warning(
-            "llm.upstream_call",
-            backend=backend,
-            operation=operation,
-            outcome=error.code,
-            duration_ms=round((time.perf_counter() - started) * 1000, 1),
-            **fields,
-        )
+        outcome = error.code
         raise
-    log.info(
-        "llm.upstream_call",
-        backend=backend,
-        operation=operation,
-        outcome="ok",
-        duration_ms=round((time.perf_counter() - started) * 1000, 1),
-        **fields,
-    )
+    except BaseException:
+        outcome = "abandoned"  # cancelled, or the caller stopped reading the stream
+        raise
+    finally:
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        log_upstream_call(
+            operation, backend=backend, outcome=outcome, duration_ms=duration_ms, **fields
+        )
 
 
 def malformed(backend: str, what: str, detail: str) -> UpstreamError:
     """Log a malformed upstream event and return the error that ends the step."""
-    log.error("llm.malformed_event", backend=backend, event=what, detail=detail[:500])
+    log.error("llm.malformed_event", backend=backend, kind=what, detail=detail[:500])
     return UpstreamError(f"the model server sent a malformed {what}: the step was abandoned")
 
 
