@@ -30,7 +30,7 @@ from assistant_service.domain.steps import (
     UserInput,
 )
 from assistant_service.domain.tools import OutcomeStatus, ToolCall, ToolOutcome, ToolSpec
-from fakeopenai import API_KEY, error_reply
+from fakeopenai import API_KEY, SSEEvent, SSEReply, error_reply
 from fakeopenai.assistants import call, calls, ended, plant_run, reply
 from fakeopenai.assistants_state import RunStep
 
@@ -373,3 +373,20 @@ async def test_the_service_limits_rounds_and_recovers_on_the_next_turn(fake_open
             await service.chat(conversation_id, "loop")
         result = await service.chat(conversation_id, "hello")
     assert result.texts == ["Sorry, let us start again."]
+
+
+async def test_an_event_of_the_wrong_shape_fails_the_step_cleanly(fake_openai, model):
+    conversation = await model.open_conversation(PROFILE)
+    broken = SSEEvent({"id": "run_1", "object": "thread.run"}, event="thread.run.requires_action")
+    fake_openai.script("runs.create", SSEReply((broken,)))
+    with structlog.testing.capture_logs() as logs, pytest.raises(UpstreamError, match="malformed"):
+        await step(model, conversation, UserInput("hi"))
+    assert [e["kind"] for e in logs if e["event"] == "llm.malformed_event"] == ["event"]
+
+
+async def test_a_stream_that_ends_before_the_run_does_fails_the_step(fake_openai, model):
+    conversation = await model.open_conversation(PROFILE)
+    started = SSEEvent({"id": "run_1", "object": "thread.run"}, event="thread.run.in_progress")
+    fake_openai.script("runs.create", SSEReply((started,)))
+    with pytest.raises(UpstreamError, match="before the run finished"):
+        await step(model, conversation, UserInput("hi"))

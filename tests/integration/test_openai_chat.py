@@ -25,7 +25,7 @@ from assistant_service.domain.steps import (
     UserInput,
 )
 from assistant_service.domain.tools import OutcomeStatus, ToolCall, ToolOutcome, ToolSpec
-from fakeopenai import API_KEY, error_reply
+from fakeopenai import API_KEY, SSEEvent, SSEReply, error_reply
 from fakeopenai.chat import ChatStep, chat_calls, chat_reply
 
 pytestmark = pytest.mark.anyio
@@ -381,3 +381,12 @@ async def test_the_round_limit_leaves_calls_that_the_next_turn_repairs(fake_open
         {"role": "tool", "tool_call_id": "c2", "content": INTERRUPTED_OUTPUT},
         {"role": "user", "content": "hello"},
     ]
+
+
+async def test_a_chunk_of_the_wrong_shape_fails_the_step_cleanly(fake_openai, model):
+    broken = {"id": "x", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": 7}]}
+    fake_openai.script("chat.completions.create", SSEReply((SSEEvent(broken),), done=True))
+    conversation = await model.open_conversation(PROFILE)
+    with structlog.testing.capture_logs() as logs, pytest.raises(UpstreamError, match="malformed"):
+        await step(model, conversation, UserInput("hi"))
+    assert [e["kind"] for e in logs if e["event"] == "llm.malformed_event"] == ["chunk"]
