@@ -94,6 +94,8 @@ class AssistantsState:
     messages: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)
     runs: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)
     script: deque[RunStep] = attrs.field(factory=deque)
+    # Played when the script is empty (benchmarks); else an empty script is a 500.
+    default: RunStep | None = None
     # How many retrieves a cancelled run stays "cancelling" before it is "cancelled".
     cancel_delay: int = 1
     _cancelling: dict[str, int] = attrs.field(factory=dict)
@@ -102,9 +104,11 @@ class AssistantsState:
         self.script.extend(steps)
 
     def next_step(self) -> RunStep:
-        if not self.script:
+        if self.script:
+            return self.script.popleft()
+        if self.default is None:
             raise ApiError(500, "the fake server has no run step scripted")
-        return self.script.popleft()
+        return self.default
 
     def thread(self, thread_id: str) -> dict[str, Any]:
         if thread_id not in self.threads:

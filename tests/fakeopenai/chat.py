@@ -72,6 +72,8 @@ class ChatScript:
 
     steps: deque[ChatStep] = attrs.field(factory=deque)
     reject_stream_options: bool = False
+    # Played when no step is queued (benchmarks); else an empty script is a 500.
+    default: ChatStep | None = None
 
     def play(self, *steps: ChatStep) -> None:
         self.steps.extend(steps)
@@ -105,7 +107,7 @@ def install(server: FakeOpenAIServer, script: ChatScript | None = None) -> ChatS
         if body.get("stream") is not True:
             return error_reply(400, "this fake server only streams completions")
         with lock:
-            step = script.steps.popleft() if script.steps else None
+            step = script.steps.popleft() if script.steps else script.default
         if step is None:
             return error_reply(500, "the fake server has no chat step scripted")
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
