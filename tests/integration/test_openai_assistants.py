@@ -290,11 +290,17 @@ async def test_a_dropped_connection_fails_the_step_and_the_thread_stays_usable(
     ]
 
 
-async def test_an_error_event_fails_the_step(assistants, model):
-    assistants.play(RunStep(text="partial", error_event="the model crashed"))
+async def test_an_error_event_fails_the_step_and_its_run_is_checked_next_time(
+    fake_openai, assistants, model
+):
+    assistants.play(RunStep(text="partial", error_event="the model crashed"), reply("ok"))
     conversation = await model.open_conversation(PROFILE)
     with pytest.raises(UpstreamError, match="the model crashed"):
         await step(model, conversation, UserInput("hi"))
+    assert ModelMessage("ok") in await step(model, conversation, UserInput("again"))
+    # The run of the failed step was remembered: looked up by id, not listed.
+    assert len(fake_openai.requests_to("runs.retrieve")) == 1
+    assert len(fake_openai.requests_to("runs.list")) == 1
 
 
 async def test_a_malformed_event_is_logged_and_fails_the_step(assistants, model):

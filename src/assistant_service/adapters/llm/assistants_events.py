@@ -37,23 +37,26 @@ class MalformedEventError(ValueError):
 class RunUpdate:
     """The model events one stream event carries, and what it says about the run.
 
-    ``ended`` means the step is over: the run completed, or it waits for tool
-    outputs (``awaiting_outputs``) and the stream has nothing more to say.
+    ``ended`` means the step is over: the run completed, failed, or waits for
+    tool outputs (``awaiting_outputs``). ``error`` ends the step with that error:
+    with ``ended`` the run is over too; without (an error event), it may still
+    be active on the server.
     """
 
     events: tuple[ModelEvent, ...] = ()
     run_id: str | None = None
     awaiting_outputs: bool = False
     ended: bool = False
+    error: UpstreamError | None = None
 
 
 def read_event(event: Any) -> RunUpdate:
     """Translate one ``AssistantStreamEvent``; events we do not use give an empty update.
 
-    Raises ``UpstreamError`` for a run that failed, expired, was cancelled or
-    ended incomplete (``UpstreamUnavailableError`` when it failed on a rate
-    limit) and for an error event; :class:`MalformedEventError` for an event
-    whose data does not fit its name.
+    A run that failed, expired, was cancelled or ended incomplete, and an error
+    event, give an update with ``error`` (``UpstreamUnavailableError`` for a run
+    that failed on a rate limit). Raises :class:`MalformedEventError` for an
+    event whose data does not fit its name.
     """
     try:
         return _read(str(event.event), event.data)
@@ -61,7 +64,7 @@ def read_event(event: Any) -> RunUpdate:
         raise MalformedEventError(f"{type(error).__name__}: {error}") from None
 
 
-def _read(name: str, data: Any) -> RunUpdate:
+def _read(name: str, data: Any) -> RunUpdate:  # noqa: PLR0911 -- one return per event kind
     if name in _RUN_STARTED:
         return RunUpdate(run_id=str(data.id))
     if name == "thread.message.delta":
@@ -89,9 +92,11 @@ def _read(name: str, data: Any) -> RunUpdate:
         )
         return RunUpdate(events=(ModelUsage(counted),), run_id=str(data.id), ended=True)
     if name in _RUN_FAILURES:
-        raise run_error(data, _RUN_FAILURES[name])
+        return RunUpdate(
+            run_id=str(data.id), ended=True, error=run_error(data, _RUN_FAILURES[name])
+        )
     if name == "error":
-        raise UpstreamError(f"the model server reported an error: {data.message}")
+        return RunUpdate(error=UpstreamError(f"the model server reported an error: {data.message}"))
     return RunUpdate()
 
 

@@ -8,7 +8,8 @@ a streamed run (or its continuation after tool outputs).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
+from contextlib import aclosing
 from datetime import datetime, timezone
 from typing import Any, cast
 
@@ -134,8 +135,9 @@ class OpenAIAssistantsModel:
                     extra_headers=upstream_headers(),
                 )
             operation = "threads.runs.submit_tool_outputs"
-        async for event in self._stream_run(thread_id, operation, pending):
-            yield event
+        async with aclosing(self._stream_run(thread_id, operation, pending)) as events:
+            async for event in events:
+                yield event
 
     async def history(self, conversation_id: str) -> list[Message]:
         limit = self.max_history_messages
@@ -164,7 +166,7 @@ class OpenAIAssistantsModel:
 
     async def _stream_run(
         self, thread_id: str, operation: str, pending: Awaitable[Any]
-    ) -> AsyncIterator[ModelEvent]:
+    ) -> AsyncGenerator[ModelEvent, None]:
         guard = StepGuard(BACKEND, self.step_timeout, self.max_step_events)
         with thread_call(operation, thread_id):
             stream = await pending
@@ -174,14 +176,15 @@ class OpenAIAssistantsModel:
                         update = read_event(event)
                     except MalformedEventError as error:
                         raise malformed(BACKEND, "event", str(error)) from None
-                    except UpstreamError:
-                        self._runs.pop(thread_id, None)  # the run ended; nothing to recover
-                        raise
                     if update.run_id is not None:
                         if update.ended and not update.awaiting_outputs:
                             self._runs.pop(thread_id, None)
                         else:
                             self._remember(thread_id, update.run_id, update.awaiting_outputs)
+                    if update.error is not None:
+                        # A run that ended needs no recovery; after an error event
+                        # the remembered run is checked before the next message.
+                        raise update.error
                     for model_event in update.events:
                         yield model_event
                     if update.ended:
