@@ -168,10 +168,15 @@ class OpenAIAssistantsModel:
         self, thread_id: str, operation: str, pending: Awaitable[Any]
     ) -> AsyncGenerator[ModelEvent, None]:
         guard = StepGuard(BACKEND, self.step_timeout, self.max_step_events)
+        ended = False
         with thread_call(operation, thread_id):
             stream = await pending
             async with stream:
                 while (event := await guard.next(stream, "event")) is not None:
+                    if ended:
+                        # Read on to the stream's end ("done"), so the SDK closes its
+                        # iterators in order instead of leaving them to the collector.
+                        continue
                     try:
                         update = read_event(event)
                     except MalformedEventError as error:
@@ -187,9 +192,9 @@ class OpenAIAssistantsModel:
                         raise update.error
                     for model_event in update.events:
                         yield model_event
-                    if update.ended:
-                        return
-        raise UpstreamError("the model server ended the stream before the run finished")
+                    ended = update.ended
+        if not ended:
+            raise UpstreamError("the model server ended the stream before the run finished")
 
     def _remember(self, thread_id: str, run_id: str, awaiting_outputs: bool) -> None:
         self._runs[thread_id] = (run_id, awaiting_outputs)
