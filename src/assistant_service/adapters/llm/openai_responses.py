@@ -1,0 +1,214 @@
+"""The default language model: OpenAI's Responses API, through the official SDK.
+
+``OpenAIResponsesModel(client, state="conversations")`` keeps conversations on
+the server (Conversations API); ``state="local"`` keeps them in a
+ConversationStore and sends ``store=False`` (zero data retention, or a
+Responses-compatible server without ``/v1/conversations``). Give every
+adapter of the process the same client (:func:`make_openai_client`).
+
+Each step is one streamed ``responses.create``. The correlation id bound by
+the HTTP layer goes upstream as ``X-Client-Request-Id`` and into the log line
+of every upstream call. Errors are the package's own (see
+:mod:`.openai_errors`); a stream that fails, drops or sends a malformed event
+fails the step and leaves the conversation usable; nothing of a failed step is
+kept by this adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+import openai
+import structlog
+
+from assistant_service.adapters.conversations.memory import InMemoryConversationStore
+from assistant_service.adapters.llm.openai_errors import translate_openai_errors
+from assistant_service.adapters.llm.openai_responses_conversations import ServerConversations
+from assistant_service.adapters.llm.openai_responses_events import (
+    MalformedEventError,
+    ResponseStepTranslator,
+)
+from assistant_service.adapters.llm.openai_responses_local import LocalConversations
+from assistant_service.adapters.llm.openai_responses_state import PreparedStep, ResponsesState
+from assistant_service.adapters.llm.openai_support import (
+    correlation_id,
+    log_upstream_call,
+    upstream_headers,
+)
+from assistant_service.adapters.tools.naming import to_wire_name
+from assistant_service.domain.errors import (
+    AssistantServiceError,
+    ConfigurationError,
+    UpstreamUnavailableError,
+)
+from assistant_service.domain.models import AssistantProfile, Conversation, Message
+from assistant_service.domain.steps import ModelEvent, StepInput
+from assistant_service.domain.tools import ToolSpec
+from assistant_service.ports.conversations import ConversationStore
+
+StateMode = Literal["conversations", "local"]
+STATE_MODES: tuple[str, ...] = ("conversations", "local")
+
+log = structlog.get_logger("assistant_service.openai")
+
+
+@attrs.define(init=False)
+class OpenAIResponsesModel:
+    """A LanguageModel on the Responses API; conversation state per ``state``.
+
+    ``store`` is used in ``local`` mode only (an in-memory store by default:
+    history then lives as long as the process). Raises ``ConfigurationError``
+    for an unknown ``state``.
+    """
+
+    _client: openai.AsyncOpenAI
+    _state: ResponsesState
+    state_mode: str
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        *,
+        state: StateMode | str = "conversations",
+        store: ConversationStore | None = None,
+    ) -> None:
+        if state == "conversations":
+            keeper: ResponsesState = ServerConversations(client=client)
+        elif state == "local":
+            keeper = LocalConversations(store=store or InMemoryConversationStore())
+        else:
+            raise ConfigurationError(
+                f"unknown Responses state {state!r}: use one of {', '.join(STATE_MODES)}"
+            )
+        self.__attrs_init__(client, keeper, state)
+
+    async def open_conversation(
+        self, profile: AssistantProfile, metadata: Mapping[str, str] | None = None
+    ) -> Conversation:
+        return await self._state.open(profile, metadata)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation:
+        return await self._state.get(conversation_id)
+
+    async def history(self, conversation_id: str) -> list[Message]:
+        return await self._state.history(conversation_id)
+
+    async def stream_step(
+        self,
+        conversation: Conversation,
+        profile: AssistantProfile,
+        step: StepInput,
+        tools: Sequence[ToolSpec],
+    ) -> AsyncIterator[ModelEvent]:
+        try:
+            prepared = await self._state.prepare(conversation, step)
+            stream = await self._start(conversation, profile, prepared, tools, type(step).__name__)
+            translator = ResponseStepTranslator()
+            try:
+                while (event := await _next(stream)) is not None:
+                    events = translator.feed(event)
+                    if translator.completed:
+                        # Stored before the last events go out: a caller that
+                        # stops reading then still leaves a consistent history.
+                        await self._state.commit(
+                            conversation, prepared, translator.output_items, translator.call_ids
+                        )
+                    for model_event in events:
+                        yield model_event
+                    if translator.completed:
+                        return
+            finally:
+                await stream.close()
+            raise UpstreamUnavailableError("the response stream ended before the response did")
+        except AssistantServiceError as error:
+            log.warning(
+                "openai.step_failed",
+                conversation_id=conversation.id,
+                error_code=error.code,
+                error=error.message,
+                correlation_id=correlation_id(),
+            )
+            raise
+
+    async def _start(
+        self,
+        conversation: Conversation,
+        profile: AssistantProfile,
+        prepared: PreparedStep,
+        tools: Sequence[ToolSpec],
+        step_kind: str,
+    ) -> Any:
+        with translate_openai_errors():
+            try:
+                return await self._create(conversation, profile, prepared, tools, step_kind)
+            except openai.BadRequestError:
+                repaired = await self._state.after_rejection(conversation, prepared)
+                if repaired is None:
+                    raise
+                log.warning(
+                    "openai.repairing_interrupted_calls",
+                    conversation_id=conversation.id,
+                    call_ids=list(repaired.repaired),
+                    correlation_id=correlation_id(),
+                )
+                return await self._create(conversation, profile, repaired, tools, step_kind)
+
+    async def _create(
+        self,
+        conversation: Conversation,
+        profile: AssistantProfile,
+        prepared: PreparedStep,
+        tools: Sequence[ToolSpec],
+        step_kind: str,
+    ) -> Any:
+        request: dict[str, Any] = {
+            "model": profile.model,
+            "input": [dict(item) for item in prepared.input],
+            "stream": True,
+            "extra_headers": upstream_headers(),
+            **prepared.params,
+        }
+        if profile.instructions:
+            request["instructions"] = profile.instructions
+        if profile.temperature is not None:
+            request["temperature"] = profile.temperature
+        if tools:
+            request["tools"] = [function_tool(spec) for spec in tools]
+        log_upstream_call(
+            "responses.create",
+            conversation_id=conversation.id,
+            model=profile.model,
+            state=self.state_mode,
+            step=step_kind,
+            repaired_calls=len(prepared.repaired),
+        )
+        return await self._client.responses.create(**request)
+
+
+def function_tool(spec: ToolSpec) -> dict[str, Any]:
+    """A tool spec as a Responses ``function`` tool, with its wire-safe name."""
+    return {
+        "type": "function",
+        "name": to_wire_name(spec.name),
+        "description": spec.description,
+        "parameters": dict(spec.parameters),
+        "strict": spec.strict,
+    }
+
+
+async def _next(stream: Any) -> Any:
+    """The stream's next event, ``None`` at its end; our errors for every failure."""
+    with translate_openai_errors():
+        try:
+            return await stream.__anext__()
+        except StopAsyncIteration:
+            return None
+        except ValueError as error:  # the SDK's JSON decoding of one event
+            log.warning(
+                "openai.malformed_event",
+                error_type=type(error).__name__,
+                correlation_id=correlation_id(),
+            )
+            raise MalformedEventError("the language model sent a malformed event") from error

@@ -1,0 +1,162 @@
+"""Responses state kept by the server, in the Conversations API (``RESPONSES_STATE=conversations``).
+
+``conversations.create`` opens a conversation with the assistant id in its
+metadata; ``conversations.retrieve`` finds it again (cached per process: a
+conversation's assistant never changes). Each step sends only its new items
+with ``conversation=<id>``; the server appends them and the response's output.
+
+Interrupted tool calls are found two ways. This process remembers the calls
+its last step on each conversation asked for; the next step answers any that
+got no output. A conversation left broken by another process (or before a
+restart) is refused by the server with a 400; the adapter then lists the
+conversation's newest items, answers the calls that have no output as
+interrupted and retries once. So the common path costs no extra request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import attrs
+import openai
+
+from assistant_service.adapters.llm.openai_errors import translate_openai_errors
+from assistant_service.adapters.llm.openai_responses_state import (
+    BoundedMap,
+    PreparedStep,
+    interrupted_outputs,
+    message_from_item,
+    step_items,
+    unanswered_calls,
+)
+from assistant_service.adapters.llm.openai_support import (
+    log_upstream_call,
+    metadata_strings,
+    upstream_headers,
+)
+from assistant_service.domain.errors import InvalidInputError, NotFoundError
+from assistant_service.domain.models import AssistantProfile, Conversation, Message
+from assistant_service.domain.steps import StepInput
+
+ASSISTANT_KEY = "assistant_id"
+MAX_METADATA_KEYS = 16
+MAX_HISTORY_ITEMS = 10_000
+# How far back to look for unanswered calls: the last turn's items, at most.
+MAX_REPAIR_SCAN = 500
+
+
+@attrs.define
+class ServerConversations:
+    """Conversations in the upstream's Conversations API."""
+
+    _client: openai.AsyncOpenAI = attrs.field(alias="client")
+    _known: BoundedMap[str, Conversation] = attrs.field(factory=BoundedMap, init=False)
+    _pending: BoundedMap[str, tuple[str, ...]] = attrs.field(factory=BoundedMap, init=False)
+
+    async def open(
+        self, profile: AssistantProfile, metadata: Mapping[str, str] | None
+    ) -> Conversation:
+        tags = {**(metadata or {}), ASSISTANT_KEY: profile.id}
+        if len(tags) > MAX_METADATA_KEYS:
+            raise InvalidInputError(
+                "too much conversation metadata",
+                {"metadata": f"at most {MAX_METADATA_KEYS - 1} entries"},
+            )
+        log_upstream_call("conversations.create", assistant_id=profile.id)
+        with translate_openai_errors():
+            created = await self._client.conversations.create(
+                metadata=tags, extra_headers=upstream_headers()
+            )
+        conversation = _conversation(created.id, created.created_at, tags)
+        self._known.set(conversation.id, conversation)
+        return conversation
+
+    async def get(self, conversation_id: str) -> Conversation:
+        known = self._known.get(conversation_id)
+        if known is not None:
+            return known
+        log_upstream_call("conversations.retrieve", conversation_id=conversation_id)
+        with translate_openai_errors(not_found=("conversation", conversation_id)):
+            found = await self._client.conversations.retrieve(
+                conversation_id, extra_headers=upstream_headers()
+            )
+        tags = metadata_strings(found.metadata)
+        if ASSISTANT_KEY not in tags:
+            # Not opened by this service: no assistant to run it with.
+            raise NotFoundError("conversation", conversation_id)
+        conversation = _conversation(found.id, found.created_at, tags)
+        self._known.set(conversation.id, conversation)
+        return conversation
+
+    async def prepare(self, conversation: Conversation, step: StepInput) -> PreparedStep:
+        # Popped, not read: if this step fails, what the server kept is unknown,
+        # and the 400 path below finds out.
+        pending = self._pending.pop(conversation.id) or ()
+        items, repaired = step_items(step, pending)
+        return PreparedStep(tuple(items), tuple(items), {"conversation": conversation.id}, repaired)
+
+    async def after_rejection(
+        self, conversation: Conversation, prepared: PreparedStep
+    ) -> PreparedStep | None:
+        answered = {i.get("call_id") for i in prepared.new_items}
+        missing = [c for c in await self._unanswered(conversation.id) if c not in answered]
+        if not missing:
+            return None
+        items = (*interrupted_outputs(missing), *prepared.new_items)
+        return PreparedStep(items, items, prepared.params, (*missing, *prepared.repaired))
+
+    async def commit(
+        self,
+        conversation: Conversation,
+        prepared: PreparedStep,  # noqa: ARG002 -- the server stored it already
+        output_items: Sequence[Mapping[str, Any]],  # noqa: ARG002 -- same
+        call_ids: Sequence[str],
+    ) -> None:
+        if call_ids:
+            self._pending.set(conversation.id, tuple(call_ids))
+
+    async def history(self, conversation_id: str) -> list[Message]:
+        items = await self._items(conversation_id, order="asc", limit=MAX_HISTORY_ITEMS)
+        return [m for m in map(message_from_item, items) if m is not None]
+
+    async def _unanswered(self, conversation_id: str) -> list[str]:
+        # Newest first, back to the last user message: earlier calls were answered then.
+        newest_first = await self._items(
+            conversation_id, order="desc", limit=MAX_REPAIR_SCAN, until_user_message=True
+        )
+        return unanswered_calls(reversed(newest_first))
+
+    async def _items(
+        self,
+        conversation_id: str,
+        *,
+        order: Literal["asc", "desc"],
+        limit: int,
+        until_user_message: bool = False,
+    ) -> list[dict[str, Any]]:
+        log_upstream_call("conversations.items.list", conversation_id=conversation_id)
+        items: list[dict[str, Any]] = []
+        with translate_openai_errors(not_found=("conversation", conversation_id)):
+            pages = self._client.conversations.items.list(
+                conversation_id, order=order, limit=100, extra_headers=upstream_headers()
+            )
+            async for item in pages:
+                items.append(item.to_dict())
+                if len(items) >= limit or (until_user_message and _is_user_message(items[-1])):
+                    break
+        return items
+
+
+def _is_user_message(item: Mapping[str, Any]) -> bool:
+    return item.get("type") == "message" and item.get("role") == "user"
+
+
+def _conversation(conversation_id: str, created_at: int, tags: Mapping[str, str]) -> Conversation:
+    return Conversation(
+        id=conversation_id,
+        assistant_id=tags[ASSISTANT_KEY],
+        created_at=datetime.fromtimestamp(created_at, timezone.utc),
+        metadata={k: v for k, v in tags.items() if k != ASSISTANT_KEY},
+    )
