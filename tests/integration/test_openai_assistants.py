@@ -15,6 +15,7 @@ from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.domain.errors import (
     ConfigurationError,
     ConflictError,
+    InvalidInputError,
     NotFoundError,
     UpstreamError,
     UpstreamUnavailableError,
@@ -396,3 +397,16 @@ async def test_a_stream_that_ends_before_the_run_does_fails_the_step(fake_openai
     fake_openai.script("runs.create", SSEReply((started,)))
     with pytest.raises(UpstreamError, match="before the run finished"):
         await step(model, conversation, UserInput("hi"))
+
+
+async def test_a_thread_made_elsewhere_belongs_to_the_default_assistant(assistants, openai_client):
+    thread = assistants.create_thread(None)  # as the original service made them: no metadata
+    model = OpenAIAssistantsModel(client=openai_client, default_assistant_id="helper")
+    assert (await model.get_conversation(thread["id"])).assistant_id == "helper"
+
+
+async def test_metadata_over_the_api_limit_is_refused_before_any_call(fake_openai, model):
+    with pytest.raises(InvalidInputError) as raised:
+        await model.open_conversation(PROFILE, {f"k{i}": "v" for i in range(16)})
+    assert "metadata" in raised.value.fields
+    assert not fake_openai.requests
