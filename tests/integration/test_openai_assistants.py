@@ -410,3 +410,18 @@ async def test_metadata_over_the_api_limit_is_refused_before_any_call(fake_opena
         await model.open_conversation(PROFILE, {f"k{i}": "v" for i in range(16)})
     assert "metadata" in raised.value.fields
     assert not fake_openai.requests
+
+
+async def test_tool_outputs_find_the_waiting_run_after_a_restart(
+    fake_openai, assistants, openai_client
+):
+    assistants.play(calls(call("weather__get_forecast", "{}", "call_r")), reply("Done."))
+    before = OpenAIAssistantsModel(client=openai_client)
+    conversation = await before.open_conversation(PROFILE)
+    [asked] = await step(before, conversation, UserInput("weather?"))
+    after = OpenAIAssistantsModel(client=openai_client)  # a new process: nothing remembered
+    outcome = ToolOutcome(asked.call, OutcomeStatus.OK, "sunny")
+    assert ModelMessage("Done.") in await step(after, conversation, ToolResults((outcome,)))
+    assert len(fake_openai.requests_to("runs.list")) == 2
+    with pytest.raises(UpstreamError, match="waiting for tool outputs"):
+        await step(after, conversation, ToolResults((outcome,)))

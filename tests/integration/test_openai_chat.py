@@ -390,3 +390,25 @@ async def test_a_chunk_of_the_wrong_shape_fails_the_step_cleanly(fake_openai, mo
     with structlog.testing.capture_logs() as logs, pytest.raises(UpstreamError, match="malformed"):
         await step(model, conversation, UserInput("hi"))
     assert [e["kind"] for e in logs if e["event"] == "llm.malformed_event"] == ["chunk"]
+
+
+async def test_a_step_is_bounded_in_events_and_in_time(chat, openai_client):
+    chat.play(chat_reply("a b c d", deltas=("a ", "b ", "c ", "d")), ChatStep(text="x", delay=0.1))
+    chatty = OpenAIChatModel(client=openai_client, max_step_events=3)
+    conversation = await chatty.open_conversation(PROFILE)
+    with pytest.raises(UpstreamError, match="more than 3 events"):
+        await step(chatty, conversation, UserInput("hi"))
+    slow = OpenAIChatModel(client=openai_client, step_timeout=0.05)
+    conversation = await slow.open_conversation(PROFILE)
+    with pytest.raises(UpstreamError, match="longer than 0.05 s"):
+        await step(slow, conversation, UserInput("hi"))
+
+
+async def test_a_step_closed_early_is_logged_as_abandoned_and_stores_nothing(chat, model, store):
+    chat.play(chat_reply("a b c", deltas=("a ", "b ", "c")))
+    conversation = await model.open_conversation(PROFILE)
+    with structlog.testing.capture_logs() as logs:
+        async with aclosing(model.stream_step(conversation, PROFILE, UserInput("hi"), ())) as ev:
+            assert await ev.__anext__() == ModelTextDelta("a ")
+    assert [e["outcome"] for e in logs if e["event"] == "openai.call"] == ["abandoned"]
+    assert await store.items(conversation.id) == []
