@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from functools import cache
 from typing import Any
 
 import cattrs
+import typing_extensions
 from typing_extensions import is_typeddict
 
 
@@ -31,7 +31,7 @@ def _typeddict_hook(cls: type, conv: cattrs.Converter) -> Callable[[Any, Any], d
     # cattrs reads required keys from __required_keys__, which misses
     # NotRequired under string annotations (3.10, 3.11); the keys were
     # checked already, so structure the values present.
-    hints = typing.get_type_hints(cls)
+    hints = typing_extensions.get_type_hints(cls)
 
     def structure(value: Any, _: Any) -> dict[str, Any]:
         return {key: conv.structure(item, hints[key]) for key, item in value.items()}

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Union
 
 import attrs
 import docstring_parser
+import typing_extensions
 
 # typing_extensions (a dependency of cattrs) knows both its own TypedDicts and
 # typing's, and its NotRequired/Required are typing's on 3.11+.
@@ -206,7 +207,7 @@ class ShapeBuilder:
             raise UnsupportedTypeError(f"recursive type {cls.__qualname__} is not supported")
         self._stack.append(cls)
         try:
-            hints = typing.get_type_hints(cls, include_extras=True)
+            hints = typing_extensions.get_type_hints(cls, include_extras=True)
         except Exception as e:  # unresolvable forward references
             raise UnsupportedTypeError(
                 f"cannot resolve the annotations of {cls.__qualname__}: {e}"

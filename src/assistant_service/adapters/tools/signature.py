@@ -10,12 +10,12 @@ detected); its parameter descriptions become the properties' descriptions.
 from __future__ import annotations
 
 import inspect
-import typing
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 import docstring_parser
+import typing_extensions
 
 from assistant_service.adapters.tools.shapes import (
     NO_DEFAULT,
@@ -56,7 +56,7 @@ def describe_function(fn: Callable[..., Any], *, strict: bool) -> FunctionShape:
         raise refuse("it is not callable")
     try:
         signature = inspect.signature(fn)
-        hints = typing.get_type_hints(fn, include_extras=True)
+        hints = typing_extensions.get_type_hints(fn, include_extras=True)
     except (TypeError, ValueError, NameError) as e:
         raise refuse(f"cannot read its signature ({e})") from e
     doc = docstring_parser.parse(inspect.getdoc(fn) or "")
