@@ -146,8 +146,8 @@ async def test_tool_outputs_continue_the_waiting_run(fake_openai, assistants, mo
         ],
         "stream": True,
     }
-    # The waiting run was remembered: only the first step looked for a stuck run.
-    assert len(fake_openai.requests_to("runs.list")) == 1
+    # A new thread has no run, and the waiting run was remembered: nothing was listed.
+    assert not fake_openai.requests_to("runs.list")
 
 
 async def test_the_service_runs_tools_through_the_assistants_backend(fake_openai, assistants):
@@ -215,14 +215,30 @@ async def test_a_run_left_waiting_for_tools_is_cancelled_before_the_next_message
     assert len(fake_openai.requests_to("runs.cancel")) == 1
 
 
-async def test_a_stale_run_of_a_crashed_process_is_recovered(fake_openai, assistants, model):
-    conversation = await model.open_conversation(PROFILE)
+async def test_a_stale_run_of_a_crashed_process_is_recovered(
+    fake_openai, assistants, openai_client
+):
+    conversation = await OpenAIAssistantsModel(client=openai_client).open_conversation(PROFILE)
     plant_run(assistants, conversation.id, "requires_action", tool_calls=(("c1", "t__f", "{}"),))
     assistants.play(reply("Back again"))
-    events = await step(model, conversation, UserInput("hello?"))
+    restarted = OpenAIAssistantsModel(client=openai_client)  # knows nothing of the thread
+    events = await step(restarted, conversation, UserInput("hello?"))
     assert ModelMessage("Back again") in events
     [listed] = fake_openai.requests_to("runs.list")
     assert listed.query == {"limit": ["1"], "order": ["desc"]}
+    assert assistants.runs[conversation.id][0]["status"] == "cancelled"
+    assert len(fake_openai.requests_to("messages.create")) == 1
+
+
+async def test_a_message_refused_for_another_process_run_is_added_after_recovery(
+    fake_openai, assistants, model
+):
+    conversation = await model.open_conversation(PROFILE)  # known free: nothing is listed
+    plant_run(assistants, conversation.id, "in_progress")  # ... until another process runs
+    assistants.play(reply("Hi"))
+    assert ModelMessage("Hi") in await step(model, conversation, UserInput("hello?"))
+    assert len(fake_openai.requests_to("messages.create")) == 2  # refused, then added
+    assert len(fake_openai.requests_to("runs.list")) == 1
     assert assistants.runs[conversation.id][0]["status"] == "cancelled"
 
 
@@ -301,7 +317,7 @@ async def test_an_error_event_fails_the_step_and_its_run_is_checked_next_time(
     assert ModelMessage("ok") in await step(model, conversation, UserInput("again"))
     # The run of the failed step was remembered: looked up by id, not listed.
     assert len(fake_openai.requests_to("runs.retrieve")) == 1
-    assert len(fake_openai.requests_to("runs.list")) == 1
+    assert not fake_openai.requests_to("runs.list")
 
 
 async def test_a_malformed_event_is_logged_and_fails_the_step(assistants, model):
@@ -328,7 +344,6 @@ async def test_each_upstream_call_carries_and_logs_the_correlation_id(
     calls_logged = [entry for entry in logs if entry["event"] == "openai.call"]
     assert [entry["operation"] for entry in calls_logged] == [
         "threads.create",
-        "threads.runs.list",
         "threads.messages.create",
         "threads.runs.create",
     ]
@@ -422,6 +437,6 @@ async def test_tool_outputs_find_the_waiting_run_after_a_restart(
     after = OpenAIAssistantsModel(client=openai_client)  # a new process: nothing remembered
     outcome = ToolOutcome(asked.call, OutcomeStatus.OK, "sunny")
     assert ModelMessage("Done.") in await step(after, conversation, ToolResults((outcome,)))
-    assert len(fake_openai.requests_to("runs.list")) == 2
+    assert len(fake_openai.requests_to("runs.list")) == 1
     with pytest.raises(UpstreamError, match="waiting for tool outputs"):
         await step(after, conversation, ToolResults((outcome,)))

@@ -1,4 +1,4 @@
-"""Finding and ending the Assistants-API run that holds a thread."""
+"""The runs of an Assistants-API thread: adding a message past a stuck run, finding the waiting one."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 import attrs
+import openai
 import structlog
 
 from assistant_service.adapters.llm.assistants_events import ACTIVE_STATUSES
@@ -40,14 +41,33 @@ def thread_call(operation: str, thread_id: str) -> Iterator[None]:
 class RunRecovery:
     """The runs of one thread: which one waits for tool outputs, and ending a stuck one.
 
-    ``runs`` is the SDK's ``client.beta.threads.runs``. Waiting for a cancelled
+    ``threads`` is the SDK's ``client.beta.threads``. Waiting for a cancelled
     run to end polls every ``poll_interval`` seconds for at most ``timeout``.
     """
 
-    _runs: Any = attrs.field(alias="runs")
+    _threads: Any = attrs.field(alias="threads")
     thread_id: str
     timeout: float = 10.0
     poll_interval: float = 0.1
+
+    async def add_message(self, text: str, *, refused_ok: bool) -> bool:
+        """Add the user's message; ``False`` when the server refuses it and ``refused_ok``.
+
+        A server refuses (400) a message while a run is active on the thread;
+        the caller then clears the thread and tries once more.
+        """
+        with deprecated_api():
+            pending = self._threads.messages.create(
+                self.thread_id, role="user", content=text, extra_headers=upstream_headers()
+            )
+        with thread_call("threads.messages.create", self.thread_id):
+            try:
+                await pending
+            except openai.BadRequestError:
+                if not refused_ok:
+                    raise
+                return False
+        return True
 
     async def clear(self, known_run_id: str | None, foreign_grace: float) -> None:
         """Leave no active run on the thread, so a message can be added.
@@ -85,7 +105,7 @@ class RunRecovery:
 
     async def _latest(self) -> Any:
         with deprecated_api():
-            pending = self._runs.list(
+            pending = self._threads.runs.list(
                 self.thread_id, limit=1, order="desc", extra_headers=upstream_headers()
             )
         with thread_call("threads.runs.list", self.thread_id):
@@ -94,7 +114,7 @@ class RunRecovery:
 
     async def _retrieve(self, run_id: str) -> Any:
         with deprecated_api():
-            pending = self._runs.retrieve(
+            pending = self._threads.runs.retrieve(
                 run_id, thread_id=self.thread_id, extra_headers=upstream_headers()
             )
         with thread_call("threads.runs.retrieve", self.thread_id):
@@ -102,7 +122,7 @@ class RunRecovery:
 
     async def _cancel(self, run_id: str) -> None:
         with deprecated_api():
-            pending = self._runs.cancel(
+            pending = self._threads.runs.cancel(
                 run_id, thread_id=self.thread_id, extra_headers=upstream_headers()
             )
         try:

@@ -42,12 +42,14 @@ class OpenAIAssistantsModel:
     Each profile names its remote assistant in ``remote_id``; the run uses the
     profile's model, instructions, temperature and tools when set. A step that
     asks for tools leaves its run waiting; the next step submits the outputs to
-    that run. A run an earlier step left active (the process died, the run loop
-    gave up) is cancelled before the next user message is added; one this
-    process does not know is cancelled only once older than
-    ``foreign_run_grace`` seconds (another instance may still be driving it),
-    else the step fails with ``ConflictError``. Threads created without our
-    metadata belong to ``default_assistant_id``. ``client`` is shared, never closed here.
+    that run. A run an earlier step left active (the run loop gave up, the
+    stream broke) is cancelled before the next user message is added. On a
+    thread this process knows nothing of, or when the server refuses the
+    message, the latest run is checked: one this process did not start is
+    cancelled only once older than ``foreign_run_grace`` seconds (another
+    instance may still be driving it), else the step fails with
+    ``ConflictError``. Threads created without our metadata belong to
+    ``default_assistant_id``. ``client`` is shared, never closed here.
     """
 
     _client: AsyncOpenAI = attrs.field(alias="client")
@@ -58,8 +60,9 @@ class OpenAIAssistantsModel:
     step_timeout: float = 600.0
     max_step_events: int = 200_000
     max_remembered_threads: int = 10_000
-    # thread id -> the run this process last saw active on it, and whether it awaits outputs
-    _runs: OrderedDict[str, tuple[str, bool]] = attrs.field(factory=OrderedDict, init=False)
+    # thread id -> the run this process left active on it (None: none), and whether it
+    # awaits tool outputs. A thread missing here is unknown: its runs are listed.
+    _runs: OrderedDict[str, tuple[str | None, bool]] = attrs.field(factory=OrderedDict, init=False)
 
     async def open_conversation(
         self, profile: AssistantProfile, metadata: Mapping[str, str] | None = None
@@ -77,6 +80,7 @@ class OpenAIAssistantsModel:
             )
         with upstream_call(BACKEND, "threads.create", assistant_id=profile.id):
             thread = await pending
+        self._remember(thread.id, None, awaiting_outputs=False)  # a new thread has no run
         return Conversation(thread.id, profile.id, _timestamp(thread.created_at), given)
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
@@ -97,18 +101,11 @@ class OpenAIAssistantsModel:
     ) -> AsyncIterator[ModelEvent]:
         thread_id = conversation.id
         assistant_id = _remote_id(profile)
-        recovery = RunRecovery(self._threads.runs, thread_id, self.recovery_timeout)
+        recovery = RunRecovery(self._threads, thread_id, self.recovery_timeout)
         remembered = self._runs.get(thread_id)
         pending: Awaitable[Any]
         if isinstance(step, UserInput):
-            await recovery.clear(remembered and remembered[0], self.foreign_run_grace)
-            self._runs.pop(thread_id, None)
-            with deprecated_api():
-                message = self._threads.messages.create(
-                    thread_id, role="user", content=step.text, extra_headers=upstream_headers()
-                )
-            with thread_call("threads.messages.create", thread_id):
-                await message
+            await self._add_user_message(recovery, remembered, step.text)
             with deprecated_api():
                 pending = self._threads.runs.create(
                     thread_id,
@@ -159,6 +156,18 @@ class OpenAIAssistantsModel:
                     break
         return messages[::-1]
 
+    async def _add_user_message(
+        self, recovery: RunRecovery, remembered: tuple[str | None, bool] | None, text: str
+    ) -> None:
+        if remembered is None or remembered[0] is not None:
+            # Unknown thread (listed), or a run of ours that may still be active (looked up).
+            await recovery.clear(remembered and remembered[0], self.foreign_run_grace)
+            self._remember(recovery.thread_id, None, awaiting_outputs=False)
+        if not await recovery.add_message(text, refused_ok=True):
+            # Refused: another process left a run on a thread we thought free.
+            await recovery.clear(None, self.foreign_run_grace)
+            await recovery.add_message(text, refused_ok=False)
+
     @property
     def _threads(self) -> Any:
         # Typed Any: the SDK's deprecated overloads are kept out of our signatures.
@@ -182,10 +191,9 @@ class OpenAIAssistantsModel:
                     except MalformedEventError as error:
                         raise malformed(BACKEND, "event", str(error)) from None
                     if update.run_id is not None:
-                        if update.ended and not update.awaiting_outputs:
-                            self._runs.pop(thread_id, None)
-                        else:
-                            self._remember(thread_id, update.run_id, update.awaiting_outputs)
+                        over = update.ended and not update.awaiting_outputs
+                        run_id = None if over else update.run_id
+                        self._remember(thread_id, run_id, update.awaiting_outputs)
                     if update.error is not None:
                         # A run that ended needs no recovery; after an error event
                         # the remembered run is checked before the next message.
@@ -196,7 +204,7 @@ class OpenAIAssistantsModel:
         if not ended:
             raise UpstreamError("the model server ended the stream before the run finished")
 
-    def _remember(self, thread_id: str, run_id: str, awaiting_outputs: bool) -> None:
+    def _remember(self, thread_id: str, run_id: str | None, awaiting_outputs: bool) -> None:
         self._runs[thread_id] = (run_id, awaiting_outputs)
         self._runs.move_to_end(thread_id)
         while len(self._runs) > self.max_remembered_threads:
