@@ -307,6 +307,7 @@ async def test_a_slow_server_fails_the_step_after_the_timeout(fake_openai, chat)
         (ChatStep(text="a b", deltas=("a ", "b"), malformed_after=2), UpstreamError, "malformed"),
         (ChatStep(text="a b", omit_finish=True), UpstreamError, "before the answer was finished"),
         (ChatStep(text="a b", finish_reason="content_filter"), UpstreamError, "content filter"),
+        (ChatStep(text="a b", finish_reason="abort"), UpstreamError, "stopped without.*abort"),
     ],
 )
 async def test_a_stream_broken_after_it_began_fails_the_step_and_keeps_history(

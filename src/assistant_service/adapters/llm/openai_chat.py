@@ -23,7 +23,11 @@ from assistant_service.adapters.llm.chat_history import (
     tool_reply,
     user_message,
 )
-from assistant_service.adapters.llm.chat_stream import ChatStepAssembler, MalformedChunkError
+from assistant_service.adapters.llm.chat_stream import (
+    USABLE_FINISH,
+    ChatStepAssembler,
+    MalformedChunkError,
+)
 from assistant_service.adapters.llm.function_tools import function_tools
 from assistant_service.adapters.llm.openai_calls import StepGuard, malformed, upstream_call
 from assistant_service.adapters.llm.openai_support import upstream_headers
@@ -143,6 +147,9 @@ def _check_finished(answer: ChatStepAssembler) -> None:
         raise UpstreamError("the model server ended the stream before the answer was finished")
     if answer.finish_reason == "content_filter":
         raise UpstreamError("the model server's content filter stopped the answer")
+    if answer.finish_reason not in USABLE_FINISH:
+        # e.g. "abort" or "error" from local servers whose generation failed.
+        raise UpstreamError(f"the model stopped without an answer: {answer.finish_reason[:40]}")
     try:
         answer.finish()
     except MalformedChunkError as error:
