@@ -213,6 +213,9 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
 
         def setup(self) -> None:
             super().setup()
+            # Events go out as small writes: without this, Nagle's algorithm and
+            # delayed ACKs add tens of milliseconds to every stream.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with server._lock:
                 server._connections.add(self.connection)
 

@@ -106,10 +106,12 @@ class OpenAIResponsesModel:
             prepared = await self._state.prepare(conversation, step)
             stream = await self._start(conversation, profile, prepared, tools, type(step).__name__)
             translator = ResponseStepTranslator()
+            committed = False
             try:
                 while (event := await _next(stream)) is not None:
                     events = translator.feed(event)
-                    if translator.completed:
+                    if translator.completed and not committed:
+                        committed = True
                         # Stored before the last events go out: a caller that
                         # stops reading then still leaves a consistent history.
                         await self._state.commit(
@@ -117,11 +119,13 @@ class OpenAIResponsesModel:
                         )
                     for model_event in events:
                         yield model_event
-                    if translator.completed:
-                        return
+                # Read to the end even after response.completed (the body ends
+                # right after): generators left suspended inside the SDK and
+                # httpx2 are finalized later, out of order, by the GC.
             finally:
                 await stream.close()
-            raise UpstreamUnavailableError("the response stream ended before the response did")
+            if not translator.completed:
+                raise UpstreamUnavailableError("the response stream ended before the response did")
         except AssistantServiceError as error:
             log.warning(
                 "openai.step_failed",
