@@ -8,7 +8,7 @@ turns alternate between the two sides; the median block counts.
 
     PYTHONPATH=src:tests python bench/llm_overhead.py [--turns 400] [--blocks 8]
 
-To add an adapter (Assistants, Chat Completions): write two ``setup`` coroutines,
+To add an adapter: write two ``setup`` coroutines,
 each taking the ``Env`` and returning an async ``turn()`` function (one user turn
 with the adapter; the same HTTP requests with the bare SDK), and append a
 ``Case`` to ``CASES``.
@@ -23,23 +23,31 @@ import multiprocessing
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 import attrs
 import openai
 import structlog
 
+from assistant_service.adapters.llm.function_tools import function_tools
+from assistant_service.adapters.llm.legacy_sdk import deprecated_api
+from assistant_service.adapters.llm.openai_assistants import OpenAIAssistantsModel
+from assistant_service.adapters.llm.openai_chat import OpenAIChatModel
 from assistant_service.adapters.llm.openai_responses import OpenAIResponsesModel, function_tool
 from assistant_service.adapters.llm.openai_support import make_openai_client
 from assistant_service.domain.models import AssistantProfile
 from assistant_service.domain.steps import UserInput
 from assistant_service.domain.tools import ToolSpec
 from fakeopenai import API_KEY, start_fake_openai
+from fakeopenai.assistants import RunStep
+from fakeopenai.chat import ChatStep
 from fakeopenai.turns import Turn
 
 ANSWER = "Hello there, this is a short answer of about a dozen words in all."
 TURNS_PER_CONVERSATION = 8  # bounds the history the local mode resends
 PROFILE = AssistantProfile(id="bench", model="gpt-bench", instructions="Be brief.")
+ASSISTANTS_PROFILE = attrs.evolve(PROFILE, remote_id="asst_bench")
 TOOLS = (
     ToolSpec(
         "weather.get_forecast",
@@ -133,6 +141,95 @@ def _responses_bare(state: str) -> Callable[[Env], Awaitable[TurnFn]]:
     return setup
 
 
+def _chat_adapter(env: Env) -> Awaitable[TurnFn]:
+    return _model_turns(OpenAIChatModel(client=env.client), PROFILE)
+
+
+def _assistants_adapter(env: Env) -> Awaitable[TurnFn]:
+    return _model_turns(OpenAIAssistantsModel(client=env.client), ASSISTANTS_PROFILE)
+
+
+async def _model_turns(model: Any, profile: AssistantProfile) -> TurnFn:
+    conversation = await model.open_conversation(profile)
+    count = 0
+
+    async def turn() -> None:
+        nonlocal conversation, count
+        count += 1
+        if count % TURNS_PER_CONVERSATION == 0:
+            conversation = await model.open_conversation(profile)
+        async with aclosing(model.stream_step(conversation, profile, UserInput("hi"), TOOLS)) as ev:
+            async for _ in ev:
+                pass
+
+    return turn
+
+
+async def _chat_bare(env: Env) -> TurnFn:
+    client = env.client
+    tools: Any = function_tools(TOOLS)
+    system = {"role": "system", "content": PROFILE.instructions}
+    history: list[dict[str, Any]] = []
+    count = 0
+
+    async def turn() -> None:
+        nonlocal count
+        count += 1
+        if count % TURNS_PER_CONVERSATION == 0:
+            history.clear()
+        user = {"role": "user", "content": "hi"}
+        stream = await client.chat.completions.create(
+            model=PROFILE.model,
+            messages=[system, *history, user],  # type: ignore[list-item]
+            tools=tools,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        async with stream:
+            text = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+        history.extend([user, {"role": "assistant", "content": "".join(text)}])
+
+    return turn
+
+
+async def _assistants_bare(env: Env) -> TurnFn:
+    threads: Any = env.client.beta.threads
+    tools: Any = function_tools(TOOLS)
+    thread_id = ""
+    count = 0
+
+    async def new_thread() -> None:
+        nonlocal thread_id
+        with deprecated_api():
+            created = threads.create(metadata={"assistant_id": PROFILE.id})
+        thread_id = (await created).id
+
+    async def turn() -> None:
+        nonlocal count
+        count += 1
+        if count % TURNS_PER_CONVERSATION == 0:
+            await new_thread()
+        with deprecated_api():
+            message = threads.messages.create(thread_id, role="user", content="hi")
+        await message
+        with deprecated_api():
+            created = threads.runs.create(
+                thread_id,
+                assistant_id=ASSISTANTS_PROFILE.remote_id,
+                model=PROFILE.model,
+                instructions=PROFILE.instructions,
+                tools=tools,
+                stream=True,
+            )
+        stream = await created
+        async with stream:
+            async for _ in stream:
+                pass
+
+    await new_thread()
+    return turn
+
+
 CASES: list[Case] = [
     Case(
         "responses/conversations",
@@ -140,7 +237,8 @@ CASES: list[Case] = [
         _responses_bare("conversations"),
     ),
     Case("responses/local", _responses_adapter("local"), _responses_bare("local")),
-    # Engineer B: Case("assistants", ...), Case("chat", ...)
+    Case("assistants", _assistants_adapter, _assistants_bare),
+    Case("chat", _chat_adapter, _chat_bare),
 ]
 
 
@@ -166,6 +264,8 @@ def serve(connection: Any) -> None:
     """The child process: the fake, answering every response with ``ANSWER``."""
     fake = start_fake_openai()
     fake.responses.default = lambda _request: Turn(text=ANSWER)
+    fake.extensions["assistants"].default = RunStep(text=ANSWER)
+    fake.extensions["chat"].default = ChatStep(text=ANSWER)
     connection.send(fake.base_url)
     connection.recv()  # until the parent is done
     fake.stop()

@@ -208,7 +208,6 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out as separate writes
         timeout = 10  # an idle keep-alive connection ends its thread
 
         def setup(self) -> None:
