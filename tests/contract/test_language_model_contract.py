@@ -4,7 +4,7 @@ Each adapter is reached through a *driver*: an object with the adapter as
 ``model`` and three ways to script what the model does next (``says``,
 ``calls``, ``breaks_mid_stream``), plus an id that names no conversation.
 A driver factory is an async context manager (start a fake server, open a
-client, close both after). To add an adapter (Assistants, Chat Completions):
+client, close both after). To add an adapter:
 
 1. write a driver class with the same methods as :class:`ScriptedDriver`
    (for an OpenAI adapter, script ``fakeopenai`` as :class:`ResponsesDriver` does);

@@ -33,7 +33,7 @@ from assistant_service.domain.steps import (
 from assistant_service.domain.tools import OutcomeStatus, ToolCall, ToolOutcome, ToolSpec
 from fakeopenai import API_KEY, SSEEvent, SSEReply, error_reply
 from fakeopenai.assistants import call, calls, ended, plant_run, reply
-from fakeopenai.assistants_state import RunStep
+from fakeopenai.assistants_state import RunStep, message_object
 
 pytestmark = pytest.mark.anyio
 
@@ -440,3 +440,17 @@ async def test_tool_outputs_find_the_waiting_run_after_a_restart(
     assert len(fake_openai.requests_to("runs.list")) == 1
     with pytest.raises(UpstreamError, match="waiting for tool outputs"):
         await step(after, conversation, ToolResults((outcome,)))
+
+
+async def test_history_follows_the_pages_of_a_long_thread(fake_openai, assistants, model):
+    conversation = await model.open_conversation(PROFILE)
+    for number in range(150):
+        role = "user" if number % 2 == 0 else "assistant"
+        assistants.messages[conversation.id].append(
+            message_object(conversation.id, role, f"m{number}", None)
+        )
+    history = await model.history(conversation.id)
+    assert [m.text for m in history] == [f"m{number}" for number in range(150)]
+    first, second = fake_openai.requests_to("messages.list")
+    assert first.query == {"order": ["desc"], "limit": ["100"]}
+    assert second.query["after"] == [assistants.messages[conversation.id][50]["id"]]
