@@ -21,7 +21,6 @@ from fakeopenai.assistants_state import (
     call,
     calls,
     ended,
-    new_id,
     reply,
     run_object,
 )
@@ -170,6 +169,3 @@ def _page(items: list[dict[str, Any]], request: RecordedRequest) -> dict[str, An
         "last_id": data[-1]["id"] if data else None,
         "has_more": len(ordered) > limit,
     }
-
-
-_ = new_id  # re-exported for tests that make their own ids
