@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import aclosing
 
 import pytest
 import structlog
@@ -15,11 +16,14 @@ from assistant_service.adapters.llm.openai_support import make_openai_client
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.domain.errors import (
     ConfigurationError,
+    InvalidInputError,
     NotFoundError,
+    RunLimitError,
     UpstreamError,
     UpstreamUnavailableError,
 )
-from assistant_service.domain.models import AssistantProfile, Message, Role, Usage
+from assistant_service.domain.events import TextDelta
+from assistant_service.domain.models import AssistantProfile, Message, Role, RunLimits, Usage
 from assistant_service.domain.service import AssistantService
 from assistant_service.domain.steps import (
     ModelMessage,
@@ -29,7 +33,7 @@ from assistant_service.domain.steps import (
     ToolResults,
     UserInput,
 )
-from assistant_service.domain.tools import OutcomeStatus, ToolOutcome, ToolSpec
+from assistant_service.domain.tools import OutcomeStatus, ToolCall, ToolOutcome, ToolSpec
 from fakeopenai import API_KEY, SSEReply, error_reply, event
 from fakeopenai import turns as t
 
@@ -517,3 +521,193 @@ async def test_a_full_service_run_with_a_tool_round(fake_openai, model):
     assert json.loads(sent["output"]) == {"city": "Lyon", "sky": "clear"}
     history = await service.history(conversation_id)
     assert history[-1] == Message(Role.ASSISTANT, "Clear skies in Lyon.")
+
+
+def limited_service(model, rounds=1):
+    registry = FunctionToolRegistry()
+    registry.register(get_forecast, namespace="weather")
+    profile = AssistantProfile(
+        id="helper",
+        model="gpt-test",
+        tools=("weather.get_forecast",),
+        limits=RunLimits(max_tool_rounds=rounds),
+    )
+    return AssistantService(
+        model=model,
+        configs=InMemoryConfigRepository.of(profile),
+        tools=registry,
+        default_assistant_id="helper",
+    )
+
+
+async def test_a_run_over_its_tool_limit_leaves_calls_the_next_run_repairs(fake_openai, model):
+    service = limited_service(model, rounds=1)
+    forecast = t.call("weather__get_forecast", '{"city": "Oslo"}')
+    fake_openai.responses.turn(
+        t.calls(forecast),
+        t.calls(t.call("weather__get_forecast", '{"city": "Oslo"}', call_id="call_over")),
+        t.text("Cold in Oslo."),
+    )
+    conversation_id = await service.start_conversation()
+    with pytest.raises(RunLimitError):
+        await service.chat(conversation_id, "Weather in Oslo?")
+    result = await service.chat(conversation_id, "So?")
+    assert result.texts == ["Cold in Oslo."]
+    repair = bodies(fake_openai)[-1]["input"]
+    assert {
+        "type": "function_call_output",
+        "call_id": "call_over",
+        "output": INTERRUPTED_OUTPUT,
+    } in repair
+
+
+async def test_a_client_that_stops_reading_leaves_the_conversation_usable(fake_openai, model):
+    service = limited_service(model)
+    fake_openai.responses.turn(
+        t.text("a long answer that nobody reads", pause=0.01), t.text("Short.")
+    )
+    conversation_id = await service.start_conversation()
+    async with aclosing(service.stream(conversation_id, "Tell me everything")) as events:
+        async for received in events:
+            if isinstance(received, TextDelta):
+                break
+    result = await service.chat(conversation_id, "Short version?")
+    assert result.texts == ["Short."]
+
+
+async def test_history_pages_through_long_conversations(fake_openai, openai_client):
+    model = OpenAIResponsesModel(openai_client)
+    conversation = await model.open_conversation(PROFILE)
+    stored = fake_openai.responses.conversations[conversation.id].items
+    for n in range(130):
+        role = "user" if n % 2 == 0 else "assistant"
+        part = "input_text" if role == "user" else "output_text"
+        stored.append(
+            {
+                "id": f"msg_{n:03}",
+                "type": "message",
+                "role": role,
+                "content": [{"type": part, "text": str(n)}],
+            }
+        )
+    history = await model.history(conversation.id)
+    assert [m.text for m in history] == [str(n) for n in range(130)]
+    assert len(fake_openai.requests_to("conversations.items.list")) == 2
+
+
+# --- servers that send fewer events ----------------------------------------------
+
+
+async def test_a_server_sending_only_the_completed_response_still_works(fake_openai, model):
+    conversation = await model.open_conversation(PROFILE)
+    output = [
+        {
+            "type": "message",
+            "id": "msg_1",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "Done."}],
+        },
+        {
+            "type": "function_call",
+            "id": "fc_1",
+            "call_id": "call_9",
+            "name": "weather__get_forecast",
+            "arguments": '{"city": "Nice"}',
+        },
+    ]
+    usage = {"input_tokens": 5, "output_tokens": 3}
+    fake_openai.script(
+        "responses.create",
+        SSEReply(
+            (
+                event(
+                    "response.completed",
+                    response={"id": "r", "status": "completed", "output": output, "usage": usage},
+                ),
+            )
+        ),
+    )
+    events = await run_step(model, conversation, UserInput("hi"))
+    assert events == [
+        ModelMessage("Done."),
+        ModelToolCall(ToolCall("call_9", "weather.get_forecast", '{"city": "Nice"}')),
+        ModelUsage(Usage(5, 3)),
+    ]
+
+
+async def test_items_streamed_but_never_finished_are_completed_at_the_end(fake_openai, model):
+    conversation = await model.open_conversation(PROFILE)
+    announced = {
+        "type": "function_call",
+        "id": "fc_7",
+        "call_id": "call_7",
+        "name": "weather__get_forecast",
+        "arguments": "",
+    }
+    fake_openai.script(
+        "responses.create",
+        SSEReply(
+            (
+                event("response.output_text.delta", item_id="msg_7", delta="Checking "),
+                event("response.output_text.delta", item_id="msg_7", delta="now."),
+                event("response.output_item.added", output_index=1, item=announced),
+                event("response.function_call_arguments.delta", item_id="fc_7", delta='{"city": '),
+                event("response.function_call_arguments.delta", item_id="fc_7", delta='"Bern"}'),
+                event(
+                    "response.completed", response={"id": "r", "status": "completed", "output": []}
+                ),
+            )
+        ),
+    )
+    events = await run_step(model, conversation, UserInput("hi"))
+    assert ModelToolCall(ToolCall("call_7", "weather.get_forecast", '{"city": "Bern"}')) in events
+    assert ModelMessage("Checking now.") in events
+
+
+async def test_an_incomplete_response_ends_the_step_with_what_came(fake_openai, model):
+    conversation = await model.open_conversation(PROFILE)
+    message = {
+        "type": "message",
+        "id": "m",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": "Cut sh"}],
+    }
+    fake_openai.script(
+        "responses.create",
+        SSEReply(
+            (
+                event("response.output_item.done", output_index=0, item=message),
+                event(
+                    "response.incomplete",
+                    response={"id": "r", "status": "incomplete", "output": [message]},
+                ),
+            )
+        ),
+    )
+    assert await run_step(model, conversation, UserInput("hi")) == [ModelMessage("Cut sh")]
+
+
+async def test_a_response_failed_for_rate_limits_is_unavailable(fake_openai, model):
+    conversation = await model.open_conversation(PROFILE)
+    failed = {
+        "id": "r",
+        "status": "failed",
+        "error": {"code": "rate_limit_exceeded", "message": "slow down"},
+    }
+    fake_openai.script("responses.create", SSEReply((event("response.failed", response=failed),)))
+    with pytest.raises(UpstreamUnavailableError, match="slow down"):
+        await run_step(model, conversation, UserInput("hi"))
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [{f"k{n}": "v" for n in range(16)}, {"k" * 65: "v"}, {"k": "v" * 513}],
+)
+async def test_metadata_over_the_conversations_limits_is_refused_up_front(
+    fake_openai, openai_client, metadata
+):
+    model = OpenAIResponsesModel(openai_client)
+    with pytest.raises(InvalidInputError) as raised:
+        await model.open_conversation(PROFILE, metadata)
+    assert "metadata" in raised.value.fields
+    assert fake_openai.requests == []

@@ -42,6 +42,8 @@ from assistant_service.domain.steps import StepInput
 
 ASSISTANT_KEY = "assistant_id"
 MAX_METADATA_KEYS = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
 MAX_HISTORY_ITEMS = 10_000
 # How far back to look for unanswered calls: the last turn's items, at most.
 MAX_REPAIR_SCAN = 500
@@ -59,11 +61,7 @@ class ServerConversations:
         self, profile: AssistantProfile, metadata: Mapping[str, str] | None
     ) -> Conversation:
         tags = {**(metadata or {}), ASSISTANT_KEY: profile.id}
-        if len(tags) > MAX_METADATA_KEYS:
-            raise InvalidInputError(
-                "too much conversation metadata",
-                {"metadata": f"at most {MAX_METADATA_KEYS - 1} entries"},
-            )
+        _check_metadata(tags)
         log_upstream_call("conversations.create", assistant_id=profile.id)
         with translate_openai_errors():
             created = await self._client.conversations.create(
@@ -147,6 +145,21 @@ class ServerConversations:
                 if len(items) >= limit or (until_user_message and _is_user_message(items[-1])):
                     break
         return items
+
+
+def _check_metadata(tags: Mapping[str, str]) -> None:
+    # The Conversations API's limits, checked here so the caller learns which.
+    problem = None
+    if len(tags) > MAX_METADATA_KEYS:
+        problem = f"at most {MAX_METADATA_KEYS - 1} entries"
+    elif any(len(key) > MAX_METADATA_KEY for key in tags):
+        problem = f"keys of at most {MAX_METADATA_KEY} characters"
+    elif any(len(value) > MAX_METADATA_VALUE for value in tags.values()):
+        problem = f"values of at most {MAX_METADATA_VALUE} characters"
+    if problem:
+        raise InvalidInputError(
+            "conversation metadata over the upstream's limits", {"metadata": problem}
+        )
 
 
 def _is_user_message(item: Mapping[str, Any]) -> bool:

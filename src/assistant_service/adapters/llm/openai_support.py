@@ -23,6 +23,7 @@ from assistant_service.adapters.llm.openai_errors import (
     status_error,
     translate_openai_errors,
 )
+from assistant_service.domain.secrets import Secret
 
 __all__ = [
     "CORRELATION_HEADER",
@@ -55,7 +56,7 @@ log = structlog.get_logger("assistant_service.openai")
 
 def make_openai_client(
     *,
-    api_key: str,
+    api_key: str | Secret,
     base_url: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
@@ -67,10 +68,10 @@ def make_openai_client(
     so a stream fails after ``timeout`` seconds with no byte, however long it runs
     in total. ``max_retries`` applies before a response starts (0 turns retries
     off). ``base_url`` (or the SDK's ``OPENAI_BASE_URL``) points at a compatible
-    server. The key is passed through to the SDK and never logged.
+    server. The key (a str or a :class:`Secret`) goes to the SDK only, never to a log.
     """
     return openai.AsyncOpenAI(
-        api_key=api_key,
+        api_key=api_key.reveal() if isinstance(api_key, Secret) else api_key,
         base_url=base_url,
         timeout=openai.Timeout(timeout, connect=connect_timeout),
         max_retries=max_retries,

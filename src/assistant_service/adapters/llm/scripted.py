@@ -157,11 +157,14 @@ class ScriptedModel:
         step: StepInput,
         tools: Sequence[ToolSpec],
     ) -> AsyncIterator[ModelEvent]:
-        repaired = await self._repair_interrupted_calls(conversation.id, step)
+        items = await self.store.items(conversation.id)  # read once per step
+        repaired = await self._repair_interrupted_calls(conversation.id, items, step)
         request = StepRequest(conversation.id, profile, step, tuple(tools), repaired)
         self.requests.append(request)
-        history = await self.history(conversation.id)
-        scripted = self._script.popleft() if self._script else self.responder(request, history)
+        if self._script:
+            scripted = self._script.popleft()
+        else:
+            scripted = self.responder(request, _messages(items))
 
         for piece in scripted.pieces():
             if scripted.delay:
@@ -178,11 +181,7 @@ class ScriptedModel:
         yield ModelUsage(scripted.usage)
 
     async def history(self, conversation_id: str) -> list[Message]:
-        return [
-            Message(Role(item["role"]), item["text"])
-            for item in await self.store.items(conversation_id)
-            if item.get("type") == "message"
-        ]
+        return _messages(await self.store.items(conversation_id))
 
     async def _record(self, conversation_id: str, step: StepInput, scripted: ScriptedStep) -> None:
         items: list[dict[str, Any]] = []
@@ -202,9 +201,8 @@ class ScriptedModel:
         await self.store.append(conversation_id, items)
 
     async def _repair_interrupted_calls(
-        self, conversation_id: str, step: StepInput
+        self, conversation_id: str, items: list[Mapping[str, Any]], step: StepInput
     ) -> tuple[str, ...]:
-        items = await self.store.items(conversation_id)
         answered = {item["call_id"] for item in items if item.get("type") == "tool_output"}
         if isinstance(step, ToolResults):
             answered |= {outcome.call.id for outcome in step.outcomes}
@@ -222,6 +220,12 @@ class ScriptedModel:
                 ],
             )
         return tuple(pending)
+
+
+def _messages(items: list[Mapping[str, Any]]) -> list[Message]:
+    return [
+        Message(Role(item["role"]), item["text"]) for item in items if item.get("type") == "message"
+    ]
 
 
 def offline_model(store: ConversationStore | None = None) -> ScriptedModel:

@@ -1,0 +1,53 @@
+"""The ``assistant-service`` command line.
+
+Each command group lives in its own module with an ``add_commands(subparsers)``
+function that adds its subcommands and sets ``handler`` (``args -> exit code``);
+add a group by listing its module in :data:`COMMAND_MODULES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from assistant_service.domain.errors import AssistantServiceError
+
+COMMAND_MODULES: tuple[str, ...] = ("assistant_service.entrypoints.serve",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="assistant-service",
+        description="A tool-using AI assistant behind HTTP and WebSocket.",
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command in ``argv`` (default ``sys.argv[1:]``) and return its exit code.
+
+    Configuration errors print one line to stderr and exit with 2; no traceback.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code: int = handler(args)
+    except AssistantServiceError as error:
+        print(f"assistant-service: {error.message}", file=sys.stderr)  # noqa: T201
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

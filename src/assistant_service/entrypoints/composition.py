@@ -1,0 +1,150 @@
+"""The service's composition root: :class:`Services` from :class:`Settings`.
+
+Development (the default) holds the demo assistant in memory and answers with
+the offline model unless an API key is set. Production reads assistant
+profiles from the bucket and the API key from Secret Manager. Adapters that
+need an extra (openai, google-cloud-*) are imported here, inside the functions,
+so the service starts without the extras it does not use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from assistant_service.adapters.config.memory import InMemoryConfigRepository
+from assistant_service.adapters.conversations.memory import InMemoryConversationStore
+from assistant_service.adapters.llm.scripted import offline_model
+from assistant_service.adapters.secrets.memory import InMemorySecretRepository
+from assistant_service.adapters.tools import FunctionToolRegistry
+from assistant_service.domain.errors import ConfigurationError, NotFoundError
+from assistant_service.entrypoints.bootstrap import bootstrap, demo_profile, demo_tools
+from assistant_service.entrypoints.http.services import Services
+from assistant_service.entrypoints.settings import LLMBackend, ResponsesState, Settings
+from assistant_service.ports.config import AssistantConfigRepository
+from assistant_service.ports.language_model import LanguageModel
+from assistant_service.ports.secrets import SecretRepository
+from assistant_service.ports.tools import ToolRegistry
+
+log = logging.getLogger(__name__)
+
+DEMO_ASSISTANT_ID = "demo"
+
+
+async def services_from_settings(
+    settings: Settings, *, tools: ToolRegistry | None = None
+) -> Services:
+    """Build the services ``settings`` describe.
+
+    ``tools`` defaults to the demo tools in development and, in production, to
+    every tool module of the ``assistant_service.tools`` entry points (installed
+    packages declare theirs). Raises ``ConfigurationError`` when a backend's
+    extra is not installed, ``ToolRegistrationError`` for a tool that cannot load.
+    """
+    if settings.production:
+        registry = tools or _entry_point_tools()
+        configs, secrets = _production_repositories(settings)
+        default = settings.assistant_id
+    else:
+        registry = tools or demo_tools()
+        configs = InMemoryConfigRepository.of(demo_profile(registry))
+        key = settings.openai_api_key
+        values = {settings.openai_api_key_secret: key.reveal()} if key else {}
+        secrets = InMemorySecretRepository(values=values)  # type: ignore[arg-type] # attrs converter
+        default = settings.assistant_id or DEMO_ASSISTANT_ID
+    needs_key = settings.backend is not LLMBackend.OFFLINE
+    model = await _model(settings, secrets) if needs_key else _offline(settings)
+    assistant = bootstrap(
+        model=model, configs=configs, tools=registry, default_assistant_id=default
+    )
+    return Services(
+        assistant=assistant,
+        configs=configs,
+        secrets=secrets,
+        settings=settings,
+        required_secrets=(settings.openai_api_key_secret,) if needs_key else (),
+    )
+
+
+def _entry_point_tools() -> ToolRegistry:
+    registry = FunctionToolRegistry()
+    registry.load_entry_points()
+    return registry
+
+
+def _offline(settings: Settings) -> LanguageModel:
+    if settings.llm_backend is None:
+        log.warning(
+            "OPENAI_API_KEY is not set: answering with the OFFLINE demo model, not OpenAI. "
+            "Set OPENAI_API_KEY (or LLM_BACKEND=offline to silence this warning)."
+        )
+    return offline_model()
+
+
+async def _model(settings: Settings, secrets: SecretRepository) -> LanguageModel:
+    """The OpenAI-backed model; the key is read here and handed to the client only."""
+    try:
+        key = await secrets.get(settings.openai_api_key_secret)
+    except NotFoundError:
+        where = "Secret Manager" if settings.production else "OPENAI_API_KEY"
+        raise ConfigurationError(
+            f"LLM_BACKEND={settings.backend.value} needs an API key: "
+            f"set {where} (secret {settings.openai_api_key_secret!r})"
+        ) from None
+    try:
+        openai_support = importlib.import_module("assistant_service.adapters.llm.openai_support")
+    except ImportError as error:
+        raise ConfigurationError(
+            f"LLM_BACKEND={settings.backend.value} needs the openai extra: "
+            f"pip install 'assistant-service[openai]' ({error})"
+        ) from None
+    client = openai_support.make_openai_client(
+        api_key=key,
+        base_url=settings.openai_base_url,
+        timeout=settings.openai_timeout,
+        max_retries=settings.openai_max_retries,
+    )
+    return _openai_model(settings, client)
+
+
+def _openai_model(settings: Settings, client: Any) -> LanguageModel:
+    # The hook for each OpenAI backend: its module is imported only when chosen.
+    backend = settings.backend
+    if backend is LLMBackend.RESPONSES:
+        responses = importlib.import_module("assistant_service.adapters.llm.openai_responses")
+        # RESPONSES_STATE=local keeps history here instead of in OpenAI's Conversations.
+        local = settings.responses_state is ResponsesState.LOCAL
+        extra = {"store": InMemoryConversationStore()} if local else {}
+        model: LanguageModel = responses.OpenAIResponsesModel(
+            client, state=settings.responses_state.value, **extra
+        )
+        return model
+    # Hook: LLM_BACKEND=assistants and chat are wired here when their adapters land.
+    raise ConfigurationError(f"LLM_BACKEND={backend.value} is not available in this build")
+
+
+def _production_repositories(
+    settings: Settings,
+) -> tuple[AssistantConfigRepository, SecretRepository]:
+    """Profiles from the bucket, secrets from Secret Manager (the ``gcp`` extra)."""
+    try:
+        gcs = importlib.import_module("assistant_service.adapters.config.gcs")
+        secret_manager = importlib.import_module(
+            "assistant_service.adapters.secrets.secret_manager"
+        )
+    except ImportError as error:
+        raise ConfigurationError(
+            "ENVIRONMENT=production needs the gcp extra and its adapters: "
+            f"pip install 'assistant-service[gcp]' ({error})"
+        ) from None
+    # Hook: the GCP adapters' constructors as agreed; adjust here if they differ.
+    configs: AssistantConfigRepository = gcs.GCSConfigRepository(
+        bucket=settings.bucket_id, project=settings.project_id, cache_ttl=settings.config_cache_ttl
+    )
+    secrets: SecretRepository = secret_manager.SecretManagerRepository(
+        project=settings.project_id,
+        endpoint=settings.secret_manager_endpoint,
+        cache_ttl=settings.secret_cache_ttl,
+    )
+    return configs, secrets

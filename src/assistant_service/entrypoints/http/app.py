@@ -1,0 +1,62 @@
+"""The Quart app: ``create_app(services)`` wires routes, the socket and error handlers."""
+
+from __future__ import annotations
+
+from quart import Quart, Response, websocket
+
+from assistant_service.entrypoints.http.correlation import (
+    CorrelationMiddleware,
+    correlation_id_of,
+)
+from assistant_service.entrypoints.http.errors import register_error_handlers
+from assistant_service.entrypoints.http.routes import register_routes
+from assistant_service.entrypoints.http.services import Services
+from assistant_service.entrypoints.http.state import EdgeState, RunSlots
+from assistant_service.entrypoints.http.websocket import SocketSession
+
+__all__ = ["Services", "create_app", "edge_state"]
+
+EXTENSION = "assistant_service"
+
+
+def create_app(services: Services) -> Quart:
+    """A Quart app serving ``services``; limits come from ``services.settings``.
+
+    Quart's ``RESPONSE_TIMEOUT`` stays for plain responses; event streams turn
+    it off for themselves (their runs are bounded by the profile's limits).
+    """
+    settings = services.settings
+    app = Quart("assistant_service")
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        # Errors are ours to render, in tests too: never Quart's HTML traceback.
+        PROPAGATE_EXCEPTIONS=False,
+    )
+    state = EdgeState(slots=RunSlots(settings.max_concurrent_runs))
+    app.extensions[EXTENSION] = state
+    register_error_handlers(app)
+    register_routes(app, services, state)
+
+    @app.websocket("/stream")
+    async def stream() -> Response | None:
+        correlation_id = correlation_id_of(websocket.scope)
+        await websocket.accept()
+        session = SocketSession(
+            services=services,
+            state=state,
+            receive=websocket.receive,
+            send=websocket.send,
+            close=websocket.close,
+            correlation_id=correlation_id,
+        )
+        await session.serve()
+        return None
+
+    app.asgi_app = CorrelationMiddleware(app.asgi_app)  # type: ignore[assignment,method-assign]
+    return app
+
+
+def edge_state(app: Quart) -> EdgeState:
+    """The app's shared state (the server sets ``draining`` on SIGTERM)."""
+    state: EdgeState = app.extensions[EXTENSION]
+    return state

@@ -1,0 +1,203 @@
+"""The edge's one cattrs converter: requests in, run events and results out.
+
+The domain calls a conversation ``conversation_id``; the HTTP API keeps the
+original name ``thread_id``. The renaming happens here and in ``errors``, nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+import cattrs
+
+from assistant_service.domain.errors import (
+    AssistantServiceError,
+    InvalidInputError,
+    UpstreamUnavailableError,
+)
+from assistant_service.domain.events import (
+    MessageCompleted,
+    RunCompleted,
+    RunEvent,
+    RunFailed,
+    RunStarted,
+    TextDelta,
+    ToolCallCompleted,
+    ToolCallStarted,
+)
+from assistant_service.domain.models import RunResult
+from assistant_service.domain.tools import ToolOutcome
+
+# Field names of the domain -> of the HTTP API.
+API_FIELD_NAMES = {"conversation_id": "thread_id"}
+
+
+class MalformedRequestError(AssistantServiceError):
+    """The body or frame is not JSON, or not a JSON object (HTTP 400)."""
+
+    code = "malformed_request"
+
+
+@attrs.frozen
+class ChatRequest:
+    """``POST /chat`` body and ``/stream`` frame."""
+
+    thread_id: str
+    message: str
+
+
+def _strict_str(value: Any, _type: Any) -> str:
+    # cattrs would turn 42 into "42"; a client sending a number made a mistake.
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {_json_type(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("expected valid Unicode text (a lone surrogate was found)") from None
+    return value
+
+
+def _json_type(value: Any) -> str:
+    names = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "an array",
+        dict: "an object",
+    }
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _tool_summary(outcome: ToolOutcome) -> dict[str, Any]:
+    return {
+        "id": outcome.call.id,
+        "name": outcome.call.name,
+        "status": outcome.status.value,
+        "duration_ms": round(outcome.duration * 1000, 1),
+    }
+
+
+def result_body(result: RunResult) -> dict[str, Any]:
+    """The ``POST /chat`` answer: texts, tool summaries and usage."""
+    return {
+        "thread_id": result.conversation_id,
+        "run_id": result.run_id,
+        "responses": result.texts,
+        "tool_calls": [_tool_summary(outcome) for outcome in result.tool_outcomes],
+        "usage": {
+            "input_tokens": result.usage.input_tokens,
+            "output_tokens": result.usage.output_tokens,
+        },
+    }
+
+
+def error_payload(error: AssistantServiceError) -> dict[str, Any]:
+    """``code`` and ``message`` of an error; ``fields`` and ``retry_after`` when known."""
+    payload: dict[str, Any] = {"code": error.code, "message": error.message}
+    if isinstance(error, InvalidInputError) and error.fields:
+        payload["fields"] = {API_FIELD_NAMES.get(k, k): v for k, v in error.fields.items()}
+    if isinstance(error, UpstreamUnavailableError) and error.retry_after is not None:
+        payload["retry_after"] = error.retry_after
+    return payload
+
+
+def _converter() -> cattrs.Converter:
+    converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=True)
+    converter.register_structure_hook(str, _strict_str)
+    unstructure = converter.register_unstructure_hook
+    unstructure(
+        RunStarted,
+        lambda e: {
+            "run_id": e.run_id,
+            "thread_id": e.conversation_id,
+            "assistant_id": e.assistant_id,
+        },
+    )
+    unstructure(TextDelta, lambda e: {"run_id": e.run_id, "text": e.text})
+    unstructure(
+        MessageCompleted,
+        lambda e: {"run_id": e.run_id, "role": e.message.role.value, "text": e.message.text},
+    )
+    unstructure(
+        ToolCallStarted,
+        lambda e: {
+            "run_id": e.run_id,
+            "id": e.call.id,
+            "name": e.call.name,
+            "arguments": e.call.arguments,
+        },
+    )
+    unstructure(
+        ToolCallCompleted,
+        lambda e: {"run_id": e.run_id, **_tool_summary(e.outcome), "output": e.outcome.output},
+    )
+    unstructure(RunCompleted, lambda e: result_body(e.result))
+    unstructure(RunFailed, lambda e: {"run_id": e.run_id, **error_payload(e.error)})
+    return converter
+
+
+CONVERTER = _converter()
+
+
+def event_payload(event: RunEvent, correlation_id: str) -> dict[str, Any]:
+    """One event as the client sees it; ``run.failed`` becomes an ``error`` event."""
+    kind = "error" if isinstance(event, RunFailed) else event.type
+    body: dict[str, Any] = CONVERTER.unstructure(event, unstructure_as=type(event))
+    return {"type": kind, **body, "correlation_id": correlation_id}
+
+
+def error_event(error: AssistantServiceError, correlation_id: str) -> dict[str, Any]:
+    """An ``error`` event for a failure outside a run (a bad frame, a refused run)."""
+    return {"type": "error", **error_payload(error), "correlation_id": correlation_id}
+
+
+def internal_error_event(correlation_id: str) -> dict[str, Any]:
+    """The ``error`` event for a bug: it says nothing of the exception (the log has it)."""
+    return {
+        "type": "error",
+        "code": "internal_error",
+        "message": "the server could not finish the run",
+        "correlation_id": correlation_id,
+    }
+
+
+def dumps(payload: Any) -> str:
+    """Compact JSON; non-ASCII is escaped so any text is safe on every transport."""
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def parse_chat_request(raw: bytes | str) -> ChatRequest:
+    """Decode and check a chat request.
+
+    Raises :class:`MalformedRequestError` for text that is not a JSON object and
+    ``InvalidInputError`` (its ``fields`` name each bad field) for bad fields.
+    """
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        data = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise MalformedRequestError("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise MalformedRequestError(f"expected a JSON object, got {_json_type(data)}")
+    try:
+        return CONVERTER.structure(data, ChatRequest)
+    except cattrs.ClassValidationError as error:
+        raise InvalidInputError("invalid request fields", _field_errors(error)) from None
+
+
+def _field_errors(error: cattrs.ClassValidationError) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    with_notes, without_notes = error.group_exceptions()
+    for exception, note in with_notes:
+        if isinstance(exception, KeyError):
+            fields[str(note.name)] = "required"
+        else:
+            fields[str(note.name)] = str(exception)
+    for exception in without_notes:
+        if isinstance(exception, cattrs.ForbiddenExtraKeysError):
+            fields.update(dict.fromkeys(sorted(exception.extra_fields), "unknown field"))
+        else:  # pragma: no cover -- cattrs groups only the two kinds above for a flat class
+            fields["$"] = str(exception)
+    return fields

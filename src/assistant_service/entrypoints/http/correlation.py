@@ -1,0 +1,134 @@
+"""Correlation IDs and access lines: an ASGI middleware around the Quart app.
+
+It runs before Quart, so the ID is bound (``structlog.contextvars``, key
+``correlation_id``) for every task Quart starts for the request, echoed on
+every response (errors included, and the WebSocket handshake), and written on
+the one access line logged when the request or socket ends.
+
+It also turns the server cancelling a request (the graceful timeout ran out)
+into a client disconnect: Quart runs each request in tasks of its own and
+leaves them running when its caller is cancelled, so a run would outlive the
+server; a disconnect is what Quart knows how to cancel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+
+import attrs
+import structlog
+
+HEADER = "X-Correlation-ID"
+SCOPE_KEY = "assistant_service.correlation_id"
+MAX_LENGTH = 128
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+# Quart and Hypercorn type their scopes as TypedDicts; the middleware passes them through.
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+
+access_log = structlog.get_logger("assistant_service.access")
+
+
+def is_valid(value: str) -> bool:
+    """1 to 128 printable ASCII characters (so it is safe in headers and log lines)."""
+    return 0 < len(value) <= MAX_LENGTH and all(" " <= char <= "~" for char in value)
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+def from_headers(headers: list[tuple[bytes, bytes]]) -> str:
+    """The client's ID when it sent a valid one, else a new one."""
+    wanted = HEADER.lower().encode()
+    for name, value in headers:
+        if name.lower() == wanted:
+            text = value.decode("latin-1").strip()
+            if is_valid(text):
+                return text
+    return new_correlation_id()
+
+
+def correlation_id_of(scope: Mapping[str, object]) -> str:
+    """The ID the middleware put in ``scope`` (a new one when it did not run)."""
+    value = scope.get(SCOPE_KEY)
+    return value if isinstance(value, str) else new_correlation_id()
+
+
+@attrs.define
+class CorrelationMiddleware:
+    """Wraps an ASGI app: binds, echoes and logs the correlation ID of each request."""
+
+    app: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in {"http", "websocket"}:
+            await self.app(scope, receive, send)
+            return
+        correlation_id = from_headers(list(scope.get("headers", [])))
+        scope = {**scope, SCOPE_KEY: correlation_id}
+        header = (HEADER.lower().encode(), correlation_id.encode())
+        status: int | None = None
+        started = time.perf_counter()
+
+        async def send_with_header(message: Message) -> None:
+            nonlocal status
+            kind = message["type"]
+            if kind in {"http.response.start", "websocket.http.response.start"}:
+                status = int(message["status"])
+                message["headers"] = [*message.get("headers", []), header]
+            elif kind == "websocket.accept":
+                status = 101
+                message["headers"] = [*message.get("headers", []), header]
+            elif kind == "websocket.close" and status is None:
+                status = 403  # closed before the handshake: the server refused it
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+            try:
+                await _disconnect_on_cancel(self.app, scope, receive, send_with_header)
+            except Exception:
+                status = status or 500
+                raise
+            finally:
+                access_log.info(
+                    "request",
+                    method=scope.get("method", "GET"),
+                    path=scope.get("path", ""),
+                    protocol=scope["type"],
+                    # Nothing sent and nothing raised: the client left first (nginx's 499).
+                    status=status or 499,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                )
+
+
+async def _disconnect_on_cancel(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Call ``app``; if this task is cancelled, end the app's request as a disconnect would.
+
+    Quart reads ``receive`` in a task of its own and, when that task ends,
+    cancels the request's handler and waits for it. Cancelling the reader is
+    that signal; it costs no task per message.
+    """
+    reader: asyncio.Task[Any] | None = None
+
+    async def tracked_receive() -> Message:
+        nonlocal reader
+        reader = asyncio.current_task()
+        return await receive()
+
+    inner = asyncio.ensure_future(app(scope, tracked_receive, send))
+    try:
+        await asyncio.shield(inner)
+    except asyncio.CancelledError:
+        (reader if reader is not None and not reader.done() else inner).cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await inner
+        raise

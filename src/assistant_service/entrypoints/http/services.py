@@ -1,0 +1,25 @@
+"""What the edge needs from the composition root."""
+
+from __future__ import annotations
+
+import attrs
+
+from assistant_service.domain.service import AssistantService
+from assistant_service.entrypoints.settings import Settings
+from assistant_service.ports.config import AssistantConfigRepository
+from assistant_service.ports.secrets import SecretRepository
+
+
+@attrs.frozen
+class Services:
+    """The assistant service and what readiness checks: configs, secrets, settings.
+
+    ``required_secrets`` names the secrets that must be readable for the
+    service to be ready (in production, the OpenAI key).
+    """
+
+    assistant: AssistantService
+    configs: AssistantConfigRepository
+    secrets: SecretRepository
+    settings: Settings
+    required_secrets: tuple[str, ...] = ()

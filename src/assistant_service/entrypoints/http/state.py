@@ -1,0 +1,53 @@
+"""What the edge shares between requests: the run slots and the draining flag."""
+
+from __future__ import annotations
+
+import anyio
+import attrs
+
+from assistant_service.entrypoints.http.errors import OverloadedError
+
+RETRY_AFTER_SECONDS = 1.0
+
+
+@attrs.define
+class RunSlots:
+    """Bounds the runs in flight in this process; past the bound a run is refused, not queued.
+
+    Refusing (503 with ``Retry-After``) keeps latency bounded and lets a load
+    balancer send the retry elsewhere.
+    """
+
+    limit: int
+    _active: int = attrs.field(default=0, init=False)
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    def acquire(self) -> None:
+        """Take a slot; raises :class:`OverloadedError` when none is free."""
+        if self._active >= self.limit:
+            raise OverloadedError(
+                f"this server is running its maximum of {self.limit} runs; retry shortly",
+                retry_after=RETRY_AFTER_SECONDS,
+            )
+        self._active += 1
+
+    def release(self) -> None:
+        self._active = max(0, self._active - 1)
+
+
+@attrs.define
+class EdgeState:
+    """Per-app state: run slots, and the event set when the server starts shutting down.
+
+    Once draining, ``/readyz`` answers 503 and idle WebSockets are closed; runs
+    in flight finish (the server bounds the wait with its graceful timeout).
+    """
+
+    slots: RunSlots
+    draining: anyio.Event = attrs.field(factory=anyio.Event)
+
+    def begin_draining(self) -> None:
+        self.draining.set()

@@ -1,0 +1,130 @@
+"""Logging: structlog configured once, with stdlib ``logging`` routed through it.
+
+Every line carries the bound context (``correlation_id``), a timestamp and a
+level; JSON lines add ``severity`` and ``message`` for Cloud Logging. Values of
+keys that look secret are redacted, and so is anything shaped like an API key,
+as a second line of defence behind the :class:`~assistant_service.domain.secrets.Secret` type.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from assistant_service.entrypoints.settings import LogFormat, LogStream, Settings
+
+REDACTED = "[REDACTED]"
+_SECRET_KEY = re.compile(r"api[_-]?key|authorization|token|secret|password|cookie", re.IGNORECASE)
+# OpenAI-style keys ("sk-...", "sk-proj-...") and bearer credentials inside free text.
+_SECRET_TEXT = re.compile(r"\b(sk-[A-Za-z0-9_-]{6,}|Bearer\s+[A-Za-z0-9._~+/=-]{6,})")
+_HANDLER_NAME = "assistant_service"
+
+
+def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """Replace the values of secret-looking keys, and key-shaped text, with ``[REDACTED]``."""
+    _redact_mapping(event_dict)
+    return event_dict
+
+
+def _redact_mapping(mapping: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in list(mapping.items()):
+        if _SECRET_KEY.search(str(key)) and value is not None:
+            mapping[key] = REDACTED
+        else:
+            mapping[key] = _redact_value(value)
+    return mapping
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SECRET_TEXT.sub(REDACTED, value)
+    if isinstance(value, dict):
+        return _redact_mapping(dict(value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_redact_value(item) for item in value)
+    return value
+
+
+def add_severity(_logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """Cloud Logging reads the level from ``severity``."""
+    level = event_dict.pop("level", method)
+    event_dict["severity"] = "WARNING" if level == "warn" else str(level).upper()
+    return event_dict
+
+
+def _pre_chain() -> list[Processor]:
+    # Applied to structlog and stdlib records alike, before rendering.
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+    ]
+
+
+def _renderers(log_format: LogFormat) -> list[Processor]:
+    if log_format is LogFormat.JSON:
+        return [
+            structlog.processors.format_exc_info,
+            add_severity,
+            structlog.processors.EventRenamer("message"),
+            redact_secrets,
+            structlog.processors.JSONRenderer(),
+        ]
+    return [
+        structlog.processors.format_exc_info,
+        redact_secrets,
+        structlog.processors.KeyValueRenderer(
+            key_order=["timestamp", "level", "event", "logger"], drop_missing=True
+        ),
+    ]
+
+
+def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
+    """Configure structlog and the stdlib root logger; calling it again replaces the setup.
+
+    ``stream`` overrides ``settings.stream`` (tests pass a buffer).
+    """
+    if stream is None:
+        stream = sys.stdout if settings.stream is LogStream.STDOUT else sys.stderr
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_pre_chain(),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *_renderers(settings.log_format),
+        ],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.logging_level.value)
+    # Hypercorn's error log goes through the root handler; its access log stays off
+    # (the app writes one access line per request itself).
+    hypercorn_error = logging.getLogger("hypercorn.error")
+    hypercorn_error.handlers.clear()
+    hypercorn_error.propagate = True
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,225 @@
+"""Service settings, structured from environment variables with cattrs.
+
+Each field is read from the variable of the same name in upper case
+(``max_body_bytes`` from ``MAX_BODY_BYTES``); an empty variable counts as unset.
+:func:`load_settings` raises one :class:`SettingsError` that names every bad
+or missing variable, so a deployment is fixed in one round.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+import cattrs
+
+from assistant_service.domain.errors import ConfigurationError
+from assistant_service.domain.secrets import Secret
+
+OPENAI_API_KEY_NAME = "openai-api-key"
+
+
+class SettingsError(ConfigurationError):
+    """The environment does not describe a service that can start; the message says why."""
+
+    code = "invalid_settings"
+
+
+class Environment(str, enum.Enum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class LogFormat(str, enum.Enum):
+    JSON = "json"
+    KEYVALUE = "keyvalue"
+
+
+class LogStream(str, enum.Enum):
+    STDOUT = "stdout"
+    STDERR = "stderr"
+
+
+class LogLevel(str, enum.Enum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+class LLMBackend(str, enum.Enum):
+    RESPONSES = "responses"
+    ASSISTANTS = "assistants"
+    CHAT = "chat"
+    OFFLINE = "offline"
+
+
+class ResponsesState(str, enum.Enum):
+    CONVERSATIONS = "conversations"
+    LOCAL = "local"
+
+
+@attrs.frozen
+class Settings:
+    """Everything the service reads from its environment; see the README for each variable.
+
+    ``llm_backend`` unset means: ``responses`` when an API key is configured
+    (or in production, where it comes from Secret Manager), else ``offline``.
+    """
+
+    environment: Environment = Environment.DEVELOPMENT
+    # Development reads the key from here; production from Secret Manager.
+    openai_api_key: Secret | None = None
+    openai_api_key_secret: str = OPENAI_API_KEY_NAME
+    openai_base_url: str | None = None
+    openai_timeout: float = 60.0
+    openai_max_retries: int = 2
+    llm_backend: LLMBackend | None = None
+    responses_state: ResponsesState = ResponsesState.CONVERSATIONS
+    project_id: str | None = None
+    bucket_id: str | None = None
+    assistant_id: str | None = None
+    google_application_credentials: str | None = None
+    secret_manager_endpoint: str | None = None
+    storage_emulator_host: str | None = None
+    config_cache_ttl: float = 60.0
+    secret_cache_ttl: float = 300.0
+    logging_level: LogLevel = LogLevel.INFO
+    stream: LogStream = LogStream.STDOUT
+    log_format: LogFormat = LogFormat.JSON
+    # Containers must listen on every interface; the CLI's --host overrides it.
+    host: str = "0.0.0.0"  # noqa: S104
+    port: int = 8000
+    max_body_bytes: int = 1_048_576
+    max_message_length: int = 32_000
+    max_ws_message_bytes: int = 262_144
+    max_concurrent_runs: int = 64
+    # Cloud Run kills 10 s after SIGTERM: leave time to close after the runs end.
+    graceful_timeout: float = 8.0
+    ws_ping_interval: float = 20.0
+    ws_idle_timeout: float = 300.0
+
+    @property
+    def production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def backend(self) -> LLMBackend:
+        """The language-model backend in effect (``llm_backend`` or the default it implies)."""
+        if self.llm_backend is not None:
+            return self.llm_backend
+        if self.production or self.openai_api_key is not None:
+            return LLMBackend.RESPONSES
+        return LLMBackend.OFFLINE
+
+
+PRODUCTION_REQUIRES = ("project_id", "bucket_id", "assistant_id")
+
+# field -> (check, what a good value is); checked after structuring.
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "openai_timeout": (lambda v: v > 0, "a positive number of seconds"),
+    "openai_max_retries": (lambda v: 0 <= v <= 10, "an integer from 0 to 10"),
+    "config_cache_ttl": (lambda v: v >= 0, "a number of seconds, 0 or more"),
+    "secret_cache_ttl": (lambda v: v >= 0, "a number of seconds, 0 or more"),
+    "port": (lambda v: 0 <= v <= 65_535, "a port number from 0 to 65535"),
+    "max_body_bytes": (lambda v: v > 0, "a positive number of bytes"),
+    "max_message_length": (lambda v: v > 0, "a positive number of characters"),
+    "max_ws_message_bytes": (lambda v: v > 0, "a positive number of bytes"),
+    "max_concurrent_runs": (lambda v: v > 0, "a positive integer"),
+    "graceful_timeout": (lambda v: v >= 0, "a number of seconds, 0 or more"),
+    "ws_ping_interval": (lambda v: v > 0, "a positive number of seconds"),
+    "ws_idle_timeout": (lambda v: v > 0, "a positive number of seconds"),
+}
+
+
+def env_name(field: str) -> str:
+    return field.upper()
+
+
+def _number(kind: type[float | int]) -> Callable[[Any, Any], Any]:
+    def structure(value: Any, _type: Any) -> Any:
+        number = kind(str(value).strip())
+        if isinstance(number, float) and not math.isfinite(number):
+            raise ValueError("not finite")
+        return number
+
+    return structure
+
+
+def _converter() -> cattrs.Converter:
+    converter = cattrs.Converter(detailed_validation=True)
+    converter.register_structure_hook(int, _number(int))
+    converter.register_structure_hook(float, _number(float))
+    converter.register_structure_hook(
+        Secret, lambda value, _: Secret(OPENAI_API_KEY_NAME, str(value))
+    )
+    return converter
+
+
+_CONVERTER = _converter()
+
+
+def _expected(field: attrs.Attribute[Any]) -> str:
+    text = str(field.type)
+    for kind in (LogLevel, LogFormat, LogStream, LLMBackend, ResponsesState, Environment):
+        if kind.__name__ in text:
+            return "one of " + "|".join(member.value for member in kind)
+    if "int" in text:
+        return "an integer"
+    if "float" in text:
+        return "a number"
+    return "a valid value"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read :class:`Settings` from ``environ`` (default ``os.environ``).
+
+    Raises :class:`SettingsError` naming every invalid variable and, in
+    production, every missing one. Never echoes a secret's value.
+    """
+    environ = os.environ if environ is None else environ
+    fields = attrs.fields_dict(Settings)
+    raw: dict[str, Any] = {}
+    for name in fields:
+        value = environ.get(env_name(name), "").strip()
+        if value:
+            raw[name] = _normalise(name, value)
+    problems: list[str] = []
+    try:
+        settings = _CONVERTER.structure(raw, Settings)
+    except cattrs.ClassValidationError as error:
+        for _exception, note in error.group_exceptions()[0]:
+            field = fields[str(note.name)]
+            shown = "" if field.name == "openai_api_key" else f", got {raw.pop(field.name)!r}"
+            raw.pop(field.name, None)
+            problems.append(f"{env_name(field.name)}: expected {_expected(field)}{shown}")
+        # Without the bad values the rest still structures: report its problems too.
+        settings = _CONVERTER.structure(raw, Settings)
+    for name, (check, wanted) in _RANGES.items():
+        value = getattr(settings, name)
+        if name in raw and not check(value):
+            problems.append(f"{env_name(name)}: expected {wanted}, got {raw.get(name)!r}")
+    if settings.production:
+        missing = [env_name(name) for name in PRODUCTION_REQUIRES if not getattr(settings, name)]
+        if missing:
+            problems.append("production requires " + ", ".join(missing))
+    if problems:
+        raise SettingsError("invalid settings: " + "; ".join(problems))
+    return settings
+
+
+_LOWERCASE = frozenset({"environment", "log_format", "stream", "llm_backend", "responses_state"})
+
+
+def _normalise(name: str, value: str) -> str:
+    # Choices are case-insensitive: "JSON" and "Production" are what people type.
+    if name in _LOWERCASE:
+        return value.lower()
+    if name == "logging_level":
+        return value.upper()
+    return value

@@ -1,0 +1,24 @@
+"""Helpers for the in-process HTTP tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+async def start(client: Any, **query: str) -> str:
+    response = await client.get("/start", query_string=query)
+    assert response.status_code == 200, await response.get_data()
+    body = await response.get_json()
+    return str(body["thread_id"])
+
+
+def sse_events(raw: bytes) -> list[dict[str, Any]]:
+    events = []
+    for block in raw.decode().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "data" in lines:
+            payload = json.loads(lines["data"])
+            assert payload["type"] == lines["event"]
+            events.append(payload)
+    return events

@@ -1,0 +1,93 @@
+"""Log formats and redaction, through the real configuration."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+import structlog
+
+from assistant_service.domain.secrets import Secret
+from assistant_service.entrypoints.logs import configure_logging
+from assistant_service.entrypoints.settings import LogFormat, LogLevel, Settings
+
+
+@pytest.fixture
+def configure():
+    buffers = []
+
+    def make(**fields) -> io.StringIO:
+        buffer = io.StringIO()
+        configure_logging(Settings(**fields), stream=buffer)
+        buffers.append(buffer)
+        return buffer
+
+    yield make
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == "assistant_service"]:
+        root.removeHandler(handler)
+    root.setLevel(logging.WARNING)
+    structlog.reset_defaults()
+
+
+def test_keyvalue_lines_carry_the_bound_context(configure):
+    buffer = configure(log_format=LogFormat.KEYVALUE)
+    with structlog.contextvars.bound_contextvars(correlation_id="kv-1"):
+        logging.getLogger("stdlib").info("from %s", "stdlib")
+        structlog.get_logger("native").info("from structlog", count=3)
+    first, second = buffer.getvalue().splitlines()
+    assert first.startswith("timestamp=")
+    assert "level='info'" in first
+    assert "event='from stdlib'" in first
+    assert "correlation_id='kv-1'" in first
+    assert "count=3" in second
+
+
+def test_the_level_filters_both_kinds_of_logger(configure):
+    buffer = configure(logging_level=LogLevel.WARNING)
+    logging.getLogger("stdlib").info("hidden")
+    structlog.get_logger("native").info("hidden too")
+    structlog.get_logger("native").warning("shown")
+    [line] = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    assert line["message"] == "shown"
+    assert line["severity"] == "WARNING"
+
+
+def test_configuring_again_replaces_the_handler(configure):
+    configure()
+    buffer = configure()
+    logging.getLogger("stdlib").warning("once")
+    assert len(buffer.getvalue().splitlines()) == 1
+    ours = [h for h in logging.getLogger().handlers if h.get_name() == "assistant_service"]
+    assert len(ours) == 1
+
+
+def test_nested_and_typed_secrets_never_reach_the_line(configure):
+    buffer = configure()
+    structlog.get_logger("native").error(
+        "upstream call",
+        request={"headers": {"Authorization": "Bearer abcdefghijk"}, "body": ["sk-abcdefghijkl"]},
+        key=Secret("openai-api-key", "sk-real-value-123456"),
+        password="hunter2",  # noqa: S106 -- a fake the log must hide
+        note=("plain", "text"),
+    )
+    line = json.loads(buffer.getvalue())
+    text = buffer.getvalue()
+    for leaked in ("abcdefghijk", "sk-abcdefghijkl", "sk-real-value-123456", "hunter2"):
+        assert leaked not in text
+    assert line["request"]["headers"]["Authorization"] == "[REDACTED]"
+    assert line["password"] == "[REDACTED]"  # noqa: S105 -- the redaction marker
+    assert line["note"] == ["plain", "text"]
+
+
+def test_exceptions_are_rendered_in_the_line(configure):
+    buffer = configure()
+    try:
+        raise ValueError("boom")  # noqa: TRY301 -- a real traceback to render
+    except ValueError:
+        logging.getLogger("stdlib").exception("it failed")
+    line = json.loads(buffer.getvalue())
+    assert line["severity"] == "ERROR"
+    assert "ValueError: boom" in line["exception"]
