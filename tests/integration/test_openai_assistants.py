@@ -31,6 +31,8 @@ from assistant_service.domain.steps import (
     UserInput,
 )
 from assistant_service.domain.tools import OutcomeStatus, ToolCall, ToolOutcome, ToolSpec
+from assistant_service.entrypoints.composition import services_from_settings
+from assistant_service.entrypoints.settings import load_settings
 from fakeopenai import API_KEY, SSEEvent, SSEReply, error_reply
 from fakeopenai.assistants import call, calls, ended, plant_run, reply
 from fakeopenai.assistants_state import RunStep, message_object
@@ -454,3 +456,24 @@ async def test_history_follows_the_pages_of_a_long_thread(fake_openai, assistant
     first, second = fake_openai.requests_to("messages.list")
     assert first.query == {"order": ["desc"], "limit": ["100"]}
     assert second.query["after"] == [assistants.messages[conversation.id][50]["id"]]
+
+
+async def test_settings_select_the_assistants_adapter(fake_openai):
+    settings = load_settings(
+        {
+            "OPENAI_API_KEY": API_KEY,
+            "OPENAI_BASE_URL": fake_openai.base_url,
+            "LLM_BACKEND": "assistants",
+            "ASSISTANT_ID": "demo",
+        }
+    )
+    services = await services_from_settings(settings)
+    model = services.assistant._model
+    try:
+        assert isinstance(model, OpenAIAssistantsModel)
+        assert model.default_assistant_id == "demo"
+        # The development demo profile names no remote assistant: refused, clearly.
+        with pytest.raises(ConfigurationError, match="remote_id"):
+            await services.assistant.start_conversation()
+    finally:
+        await model._client.close()

@@ -25,6 +25,8 @@ from assistant_service.domain.steps import (
     UserInput,
 )
 from assistant_service.domain.tools import OutcomeStatus, ToolCall, ToolOutcome, ToolSpec
+from assistant_service.entrypoints.composition import services_from_settings
+from assistant_service.entrypoints.settings import load_settings
 from fakeopenai import API_KEY, SSEEvent, SSEReply, error_reply
 from fakeopenai.chat import ChatStep, chat_calls, chat_reply
 
@@ -413,3 +415,23 @@ async def test_a_step_closed_early_is_logged_as_abandoned_and_stores_nothing(cha
             assert await ev.__anext__() == ModelTextDelta("a ")
     assert [e["outcome"] for e in logs if e["event"] == "openai.call"] == ["abandoned"]
     assert await store.items(conversation.id) == []
+
+
+async def test_settings_select_the_chat_adapter(fake_openai, chat):
+    settings = load_settings(
+        {
+            "OPENAI_API_KEY": API_KEY,
+            "OPENAI_BASE_URL": fake_openai.base_url,
+            "LLM_BACKEND": "chat",
+            "OPENAI_MAX_RETRIES": "0",
+        }
+    )
+    services = await services_from_settings(settings)
+    model = services.assistant._model
+    try:
+        assert isinstance(model, OpenAIChatModel)
+        chat.play(chat_reply("Composed."))
+        conversation_id = await services.assistant.start_conversation()
+        assert (await services.assistant.chat(conversation_id, "hello")).texts == ["Composed."]
+    finally:
+        await model._client.close()
