@@ -477,3 +477,10 @@ async def test_settings_select_the_assistants_adapter(fake_openai):
             await services.assistant.start_conversation()
     finally:
         await model._client.close()
+
+
+async def test_a_malformed_listed_message_fails_history_cleanly(assistants, model):
+    conversation = await model.open_conversation(PROFILE)
+    assistants.messages[conversation.id].append({"id": "msg_x", "role": "user", "content": 3})
+    with pytest.raises(UpstreamError, match="malformed message"):
+        await model.history(conversation.id)

@@ -149,9 +149,14 @@ class OpenAIAssistantsModel:
         messages: list[Message] = []
         with thread_call("threads.messages.list", conversation_id):
             async for item in pages:
-                text = "".join(block.text.value for block in item.content if block.type == "text")
-                if text and item.role in {"user", "assistant"}:
-                    messages.append(Message(Role(item.role), text))
+                try:
+                    message = _message(item)
+                except (AttributeError, TypeError, ValueError) as error:
+                    raise malformed(
+                        BACKEND, "message", f"{type(error).__name__}: {error}"
+                    ) from None
+                if message is not None:
+                    messages.append(message)
                 if len(messages) >= limit:
                     break
         return messages[::-1]
@@ -218,6 +223,12 @@ def _remote_id(profile: AssistantProfile) -> str:
             "needs the id of the remote assistant (asst_...) to run it"
         )
     return profile.remote_id
+
+
+def _message(item: Any) -> Message | None:
+    """A listed thread message as ours; ``None`` for one without text (an image, a file)."""
+    text = "".join(block.text.value for block in item.content if block.type == "text")
+    return Message(Role(item.role), text) if text else None
 
 
 def _timestamp(seconds: float | None) -> datetime:
