@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import aclosing
-from datetime import datetime, timezone
 from typing import Any, cast
 
 import attrs
@@ -18,21 +17,23 @@ from openai import AsyncOpenAI, omit
 
 from assistant_service.adapters.llm.assistants_events import MalformedEventError, read_event
 from assistant_service.adapters.llm.assistants_runs import BACKEND, RunRecovery, thread_call
+from assistant_service.adapters.llm.assistants_threads import (
+    listed_message,
+    remote_id,
+    thread_conversation,
+    thread_metadata,
+    timestamp,
+)
 from assistant_service.adapters.llm.function_tools import function_tools
 from assistant_service.adapters.llm.legacy_sdk import deprecated_api
 from assistant_service.adapters.llm.openai_calls import StepGuard, malformed, upstream_call
 from assistant_service.adapters.llm.openai_support import upstream_headers
 from assistant_service.domain.errors import (
-    ConfigurationError,
-    InvalidInputError,
     UpstreamError,
 )
-from assistant_service.domain.models import AssistantProfile, Conversation, Message, Role
+from assistant_service.domain.models import AssistantProfile, Conversation, Message
 from assistant_service.domain.steps import ModelEvent, StepInput, UserInput
 from assistant_service.domain.tools import ToolSpec
-
-ASSISTANT_KEY = "assistant_id"  # thread metadata naming our assistant profile
-MAX_METADATA_PAIRS = 16  # the API's limit, ours included
 
 
 @attrs.define
@@ -67,30 +68,23 @@ class OpenAIAssistantsModel:
     async def open_conversation(
         self, profile: AssistantProfile, metadata: Mapping[str, str] | None = None
     ) -> Conversation:
-        _remote_id(profile)  # a profile that cannot run fails now, not at its first message
+        remote_id(profile)  # a profile that cannot run fails now, not at its first message
         given = dict(metadata or {})
-        if len(given) >= MAX_METADATA_PAIRS:
-            raise InvalidInputError(
-                "too much conversation metadata",
-                {"metadata": f"at most {MAX_METADATA_PAIRS - 1} keys on this backend"},
-            )
         with deprecated_api():
             pending = self._threads.create(
-                metadata={**given, ASSISTANT_KEY: profile.id}, extra_headers=upstream_headers()
+                metadata=thread_metadata(profile, given), extra_headers=upstream_headers()
             )
         with upstream_call(BACKEND, "threads.create", assistant_id=profile.id):
             thread = await pending
         self._remember(thread.id, None, awaiting_outputs=False)  # a new thread has no run
-        return Conversation(thread.id, profile.id, _timestamp(thread.created_at), given)
+        return Conversation(thread.id, profile.id, timestamp(thread.created_at), given)
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         with deprecated_api():
             pending = self._threads.retrieve(conversation_id, extra_headers=upstream_headers())
         with thread_call("threads.retrieve", conversation_id):
             thread = await pending
-        metadata = {str(k): str(v) for k, v in (thread.metadata or {}).items()}
-        assistant_id = metadata.pop(ASSISTANT_KEY, None) or self.default_assistant_id or ""
-        return Conversation(thread.id, assistant_id, _timestamp(thread.created_at), metadata)
+        return thread_conversation(thread, self.default_assistant_id)
 
     async def stream_step(
         self,
@@ -100,7 +94,7 @@ class OpenAIAssistantsModel:
         tools: Sequence[ToolSpec],
     ) -> AsyncIterator[ModelEvent]:
         thread_id = conversation.id
-        assistant_id = _remote_id(profile)
+        assistant_id = remote_id(profile)
         recovery = RunRecovery(self._threads, thread_id, self.recovery_timeout)
         remembered = self._runs.get(thread_id)
         pending: Awaitable[Any]
@@ -150,7 +144,7 @@ class OpenAIAssistantsModel:
         with thread_call("threads.messages.list", conversation_id):
             async for item in pages:
                 try:
-                    message = _message(item)
+                    message = listed_message(item)
                 except (AttributeError, TypeError, ValueError) as error:
                     raise malformed(
                         BACKEND, "message", f"{type(error).__name__}: {error}"
@@ -214,22 +208,3 @@ class OpenAIAssistantsModel:
         self._runs.move_to_end(thread_id)
         while len(self._runs) > self.max_remembered_threads:
             self._runs.popitem(last=False)  # forgotten runs are found again by listing
-
-
-def _remote_id(profile: AssistantProfile) -> str:
-    if not profile.remote_id:
-        raise ConfigurationError(
-            f"assistant profile {profile.id!r} has no remote_id: the assistants backend "
-            "needs the id of the remote assistant (asst_...) to run it"
-        )
-    return profile.remote_id
-
-
-def _message(item: Any) -> Message | None:
-    """A listed thread message as ours; ``None`` for one without text (an image, a file)."""
-    text = "".join(block.text.value for block in item.content if block.type == "text")
-    return Message(Role(item.role), text) if text else None
-
-
-def _timestamp(seconds: float | None) -> datetime:
-    return datetime.fromtimestamp(seconds or 0, timezone.utc)
