@@ -125,7 +125,7 @@ def _create_run(state: AssistantsState, body: dict, _r: RecordedRequest, thread:
         raise ApiError(400, "this fake server only streams runs")
     if not body.get("assistant_id"):
         raise ApiError(400, "Missing required parameter: 'assistant_id'.")
-    step = state.next_step()
+    step = state.next_step("create", thread)
     run = state.create_run(thread, body, model=body.get("model") or "fake-model")
     return SSEReply(run_step_items(state, run, step))
 
@@ -137,7 +137,7 @@ def _submit_outputs(
     state.check_outputs(found, body.get("tool_outputs") or [])
     if body.get("stream") is not True:
         raise ApiError(400, "this fake server only streams runs")
-    return SSEReply(run_step_items(state, found, state.next_step()))
+    return SSEReply(run_step_items(state, found, state.next_step("submit", thread)))
 
 
 def _list_messages(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -90,8 +91,9 @@ class AssistantsState:
     messages: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)
     runs: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)
     script: deque[RunStep] = attrs.field(factory=deque)
-    # Played when the script is empty (benchmarks); else an empty script is a 500.
-    default: RunStep | None = None
+    # Played when the script is empty (benchmarks): a step, or a function of the
+    # request ("create" or "submit") and the thread's last user text. Else a 500.
+    default: RunStep | Callable[[str, str], RunStep] | None = None
     # How many retrieves a cancelled run stays "cancelling" before it is "cancelled".
     cancel_delay: int = 1
     _cancelling: dict[str, int] = attrs.field(factory=dict)
@@ -99,12 +101,16 @@ class AssistantsState:
     def play(self, *steps: RunStep) -> None:
         self.script.extend(steps)
 
-    def next_step(self) -> RunStep:
+    def next_step(self, kind: str, thread_id: str) -> RunStep:
         if self.script:
             return self.script.popleft()
         if self.default is None:
             raise ApiError(500, "the fake server has no run step scripted")
-        return self.default
+        if isinstance(self.default, RunStep):
+            return self.default
+        users = [m for m in self.messages.get(thread_id, ()) if m["role"] == "user"]
+        text = users[-1]["content"][0]["text"]["value"] if users else ""
+        return self.default(kind, text)
 
     def thread(self, thread_id: str) -> dict[str, Any]:
         if thread_id not in self.threads:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -72,8 +73,9 @@ class ChatScript:
 
     steps: deque[ChatStep] = attrs.field(factory=deque)
     reject_stream_options: bool = False
-    # Played when no step is queued (benchmarks); else an empty script is a 500.
-    default: ChatStep | None = None
+    # Played when no step is queued (benchmarks): a step, or a function of the
+    # request body. Else an empty script is a 500.
+    default: ChatStep | Callable[[dict[str, Any]], ChatStep] | None = None
 
     def play(self, *steps: ChatStep) -> None:
         self.steps.extend(steps)
@@ -108,6 +110,8 @@ def install(server: FakeOpenAIServer, script: ChatScript | None = None) -> ChatS
             return error_reply(400, "this fake server only streams completions")
         with lock:
             step = script.steps.popleft() if script.steps else script.default
+        if callable(step):
+            step = step(body)
         if step is None:
             return error_reply(500, "the fake server has no chat step scripted")
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
