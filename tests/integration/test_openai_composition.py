@@ -24,7 +24,7 @@ async def test_settings_select_the_responses_adapter_and_its_state(fake_openai, 
         }
     )
     services = await services_from_settings(settings)
-    client = services.assistant._model._client
+    (close_client,) = services.closers
     try:
         fake_openai.responses.turn(t.text("Composed."))
         conversation_id = await services.assistant.start_conversation()
@@ -34,4 +34,4 @@ async def test_settings_select_the_responses_adapter_and_its_state(fake_openai, 
         assert request.headers["authorization"] == f"Bearer {API_KEY}"
         assert ("conversation" in request.body) is (state == "conversations")
     finally:
-        await client.close()
+        await close_client()

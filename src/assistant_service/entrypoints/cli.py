@@ -14,7 +14,10 @@ from collections.abc import Sequence
 
 from assistant_service.domain.errors import AssistantServiceError
 
-COMMAND_MODULES: tuple[str, ...] = ("assistant_service.entrypoints.serve",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "assistant_service.entrypoints.serve",
+    "assistant_service.entrypoints.assistants_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

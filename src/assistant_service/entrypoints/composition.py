@@ -20,7 +20,7 @@ from assistant_service.adapters.secrets.memory import InMemorySecretRepository
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.domain.errors import ConfigurationError, NotFoundError
 from assistant_service.entrypoints.bootstrap import bootstrap, demo_profile, demo_tools
-from assistant_service.entrypoints.http.services import Services
+from assistant_service.entrypoints.http.services import Closer, Services
 from assistant_service.entrypoints.settings import LLMBackend, ResponsesState, Settings
 from assistant_service.ports.config import AssistantConfigRepository
 from assistant_service.ports.language_model import LanguageModel
@@ -54,7 +54,8 @@ async def services_from_settings(
         secrets = InMemorySecretRepository(values=values)  # type: ignore[arg-type] # attrs converter
         default = settings.assistant_id or DEMO_ASSISTANT_ID
     needs_key = settings.backend is not LLMBackend.OFFLINE
-    model = await _model(settings, secrets) if needs_key else _offline(settings)
+    closers: list[Closer] = []
+    model = await _model(settings, secrets, closers) if needs_key else _offline(settings)
     assistant = bootstrap(
         model=model, configs=configs, tools=registry, default_assistant_id=default
     )
@@ -64,6 +65,7 @@ async def services_from_settings(
         secrets=secrets,
         settings=settings,
         required_secrets=(settings.openai_api_key_secret,) if needs_key else (),
+        closers=tuple(closers),
     )
 
 
@@ -82,10 +84,18 @@ def _offline(settings: Settings) -> LanguageModel:
     return offline_model()
 
 
-async def _model(settings: Settings, secrets: SecretRepository) -> LanguageModel:
-    """The OpenAI-backed model; the key is read here and handed to the client only."""
+async def _model(
+    settings: Settings, secrets: SecretRepository, closers: list[Closer]
+) -> LanguageModel:
+    """The OpenAI-backed model, on one shared client closed at shutdown.
+
+    The key is read now, so a missing one stops start-up, and again by the SDK
+    before each request, through the repository's cache: a rotated secret is
+    picked up once its cache expires.
+    """
+    name = settings.openai_api_key_secret
     try:
-        key = await secrets.get(settings.openai_api_key_secret)
+        await secrets.get(name)
     except NotFoundError:
         where = "Secret Manager" if settings.production else "OPENAI_API_KEY"
         raise ConfigurationError(
@@ -99,12 +109,17 @@ async def _model(settings: Settings, secrets: SecretRepository) -> LanguageModel
             f"LLM_BACKEND={settings.backend.value} needs the openai extra: "
             f"pip install 'assistant-service[openai]' ({error})"
         ) from None
+
+    async def current_key() -> str:
+        return (await secrets.get(name)).reveal()
+
     client = openai_support.make_openai_client(
-        api_key=key,
+        api_key=current_key,
         base_url=settings.openai_base_url,
         timeout=settings.openai_timeout,
         max_retries=settings.openai_max_retries,
     )
+    closers.append(client.close)
     return _openai_model(settings, client)
 
 

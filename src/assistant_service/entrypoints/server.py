@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 # it, the app answers an oversized frame with an error event and keeps the socket.
 WS_HARD_LIMIT_FACTOR = 4
 _POLL_SECONDS = 0.1
+_BACKSTOP_SECONDS = 1.0
 
 ShutdownTrigger = Callable[[], Awaitable[object]]
 
@@ -42,7 +43,9 @@ def hypercorn_config(settings: Settings, host: str, port: int) -> Config:
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
-    config.graceful_timeout = settings.graceful_timeout
+    # The app ends what is still open at GRACEFUL_TIMEOUT (see serve); Hypercorn's
+    # own cancellation, a moment later, is only the backstop.
+    config.graceful_timeout = settings.graceful_timeout + _BACKSTOP_SECONDS
     config.websocket_max_message_size = settings.max_ws_message_bytes * WS_HARD_LIMIT_FACTOR
     config.websocket_ping_interval = settings.ws_ping_interval
     config.include_server_header = False
@@ -79,9 +82,12 @@ async def serve(
         async def drain_on_trigger() -> None:
             await trigger()
             log.info(
-                "shutting down: finishing runs in flight for up to %ss", config.graceful_timeout
+                "shutting down: finishing runs in flight for up to %ss", settings.graceful_timeout
             )
             state.begin_draining()
+            # Past the graceful timeout, end what is still open ourselves: on
+            # Python 3.12+ Hypercorn would otherwise wait for every client.
+            asyncio.get_running_loop().call_later(settings.graceful_timeout, state.stop_now)
 
         await worker_serve(
             wrap_app(app, config.wsgi_max_body_size, "asgi"),

@@ -264,3 +264,15 @@ async def test_an_unexpected_error_mid_stream_ends_with_an_internal_error_event(
     assert "RuntimeError: adapter bug" in line["exception"]
     response = await client.post("/chat", json={"thread_id": thread_id, "message": "again"})
     assert response.status_code == 200  # the conversation was released
+
+
+async def test_the_app_closes_what_the_composition_opened_when_it_stops(services):
+    closed = []
+
+    async def close() -> None:
+        closed.append("client")
+
+    app = create_app(attrs.evolve(services, closers=(close,)))
+    async with app.test_app():
+        assert closed == []
+    assert closed == ["client"]

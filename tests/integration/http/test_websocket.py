@@ -6,14 +6,12 @@ import asyncio
 import json
 
 import anyio
-import attrs
 import pytest
 from http_support import start
-from quart.testing.connections import WebsocketDisconnectError
 
 from assistant_service.adapters.llm.scripted import call_tool, call_tools, fail, reply
 from assistant_service.domain.errors import UpstreamError
-from assistant_service.entrypoints.http.app import create_app, edge_state
+from assistant_service.entrypoints.http.app import edge_state
 
 pytestmark = pytest.mark.anyio
 
@@ -150,31 +148,6 @@ async def test_a_client_that_disconnects_mid_run_cancels_the_run_and_its_tools(
     model.script(reply("free again"))
     response = await client.post("/chat", json={"thread_id": thread_id, "message": "b"})
     assert response.status_code == 200  # the conversation is no longer busy
-
-
-async def test_an_idle_socket_is_closed(services):
-    settings = attrs.evolve(services.settings, ws_idle_timeout=0.2)
-    app = create_app(attrs.evolve(services, settings=settings))
-    async with app.test_app(), app.test_client().websocket("/stream") as socket:
-        with anyio.fail_after(5), pytest.raises(WebsocketDisconnectError) as closed:
-            await socket.receive()
-    assert closed.value.args[0] == 1001
-
-
-async def test_draining_closes_an_idle_socket_after_its_run(app, client, model, probe):
-    thread_id = await start(client)
-    model.script(call_tools(call_tool("t.wait", {"seconds": 10})), reply("finished"))
-    async with client.websocket("/stream") as socket:
-        await socket.send(json.dumps({"thread_id": thread_id, "message": "a"}))
-        await probe.started.wait()
-        edge_state(app).begin_draining()
-        await anyio.sleep(0.05)  # the socket stays open: its run is still going
-        probe.release.set()
-        events = await run_events(socket)
-        assert events[-1]["type"] == "run.completed"
-        with anyio.fail_after(5), pytest.raises(WebsocketDisconnectError) as closed:
-            await socket.receive()
-    assert closed.value.args[0] == 1001
 
 
 async def test_an_unexpected_error_in_a_run_is_an_internal_error_event(client, model):

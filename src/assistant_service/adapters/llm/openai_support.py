@@ -12,7 +12,7 @@ later is never retried, the step fails instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import openai
 import structlog
@@ -56,7 +56,7 @@ log = structlog.get_logger("assistant_service.openai")
 
 def make_openai_client(
     *,
-    api_key: str | Secret,
+    api_key: str | Secret | Callable[[], Awaitable[str]],
     base_url: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
@@ -68,7 +68,9 @@ def make_openai_client(
     so a stream fails after ``timeout`` seconds with no byte, however long it runs
     in total. ``max_retries`` applies before a response starts (0 turns retries
     off). ``base_url`` (or the SDK's ``OPENAI_BASE_URL``) points at a compatible
-    server. The key (a str or a :class:`Secret`) goes to the SDK only, never to a log.
+    server. The key (a str, a :class:`Secret`, or an async function the SDK calls
+    before each request, so a rotated key is picked up) goes to the SDK only,
+    never to a log.
     """
     return openai.AsyncOpenAI(
         api_key=api_key.reveal() if isinstance(api_key, Secret) else api_key,

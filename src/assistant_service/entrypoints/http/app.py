@@ -35,6 +35,12 @@ def create_app(services: Services) -> Quart:
     state = EdgeState(slots=RunSlots(settings.max_concurrent_runs))
     app.extensions[EXTENSION] = state
     register_error_handlers(app)
+
+    @app.after_serving
+    async def close_clients() -> None:
+        for close in services.closers:
+            await close()
+
     register_routes(app, services, state)
 
     @app.websocket("/stream")
@@ -52,7 +58,7 @@ def create_app(services: Services) -> Quart:
         await session.serve()
         return None
 
-    app.asgi_app = CorrelationMiddleware(app.asgi_app)  # type: ignore[assignment,method-assign]
+    app.asgi_app = CorrelationMiddleware(app.asgi_app, stopping=state.stopping)  # type: ignore[assignment,method-assign]
     return app
 
 

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
+import anyio
 import attrs
 import structlog
 
@@ -65,9 +66,16 @@ def correlation_id_of(scope: Mapping[str, object]) -> str:
 
 @attrs.define
 class CorrelationMiddleware:
-    """Wraps an ASGI app: binds, echoes and logs the correlation ID of each request."""
+    """Wraps an ASGI app: binds, echoes and logs the correlation ID of each request.
+
+    When ``stopping`` is set (the graceful timeout ran out), requests still open
+    are ended as a client disconnect would end them. Hypercorn does this itself
+    before Python 3.12; from 3.12 on its shutdown waits for every connection to
+    close first (hypercorn issue #308), so the app must let go on its own.
+    """
 
     app: ASGIApp
+    stopping: anyio.Event | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in {"http", "websocket"}:
@@ -94,7 +102,7 @@ class CorrelationMiddleware:
 
         with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
             try:
-                await _disconnect_on_cancel(self.app, scope, receive, send_with_header)
+                await self._call_until_stopping(scope, receive, send_with_header)
             except Exception:
                 status = status or 500
                 raise
@@ -109,26 +117,65 @@ class CorrelationMiddleware:
                     duration_ms=round((time.perf_counter() - started) * 1000, 1),
                 )
 
+    async def _call_until_stopping(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.stopping is None:
+            await _disconnect_on_cancel(self.app, scope, receive, send)
+            return
+        stopping = self.stopping
+        async with anyio.create_task_group() as group:
+
+            async def end_when_stopping() -> None:
+                await stopping.wait()
+                group.cancel_scope.cancel()
+
+            group.start_soon(end_when_stopping)
+            await _disconnect_on_cancel(self.app, scope, receive, send)
+            group.cancel_scope.cancel()
+
+
+# How long a cancelled request waits for the app to finish its disconnect.
+_LET_GO_SECONDS = 5.0
+
 
 async def _disconnect_on_cancel(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
     """Call ``app``; if this task is cancelled, end the app's request as a disconnect would.
 
-    Quart reads ``receive`` in a task of its own and, when that task ends,
-    cancels the request's handler and waits for it. Cancelling the reader is
-    that signal; it costs no task per message.
+    Quart reads ``receive`` in a task of its own and, on a disconnect message,
+    cancels the request's handler. So the reader is interrupted and handed the
+    disconnect message Quart knows (every Quart version handles it the same
+    way); it costs no task per message.
     """
     reader: asyncio.Task[Any] | None = None
+    letting_go = False
+    disconnect: Message = {
+        "type": "websocket.disconnect" if scope["type"] == "websocket" else "http.disconnect",
+        "code": 1012,  # service restart
+    }
 
     async def tracked_receive() -> Message:
         nonlocal reader
         reader = asyncio.current_task()
-        return await receive()
+        try:
+            return await receive()
+        except asyncio.CancelledError:
+            if not letting_go:
+                raise
+            if reader is not None and hasattr(reader, "uncancel"):
+                reader.uncancel()  # this cancellation was ours, and it is handled
+            return disconnect
 
     inner = asyncio.ensure_future(app(scope, tracked_receive, send))
     try:
         await asyncio.shield(inner)
     except asyncio.CancelledError:
+        letting_go = True
         (reader if reader is not None and not reader.done() else inner).cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await inner
+        # Shielded: an anyio scope that cancelled us would cancel this wait too,
+        # and the run must be cancelled before the request lets go. Bounded, in
+        # case the app ignores the disconnect.
+        with anyio.move_on_after(_LET_GO_SECONDS, shield=True):
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(inner)
+        if not inner.done():
+            inner.cancel()
         raise

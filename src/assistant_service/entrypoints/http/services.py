@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import attrs
 
 from assistant_service.domain.service import AssistantService
@@ -9,13 +11,17 @@ from assistant_service.entrypoints.settings import Settings
 from assistant_service.ports.config import AssistantConfigRepository
 from assistant_service.ports.secrets import SecretRepository
 
+Closer = Callable[[], Awaitable[object]]
+
 
 @attrs.frozen
 class Services:
     """The assistant service and what readiness checks: configs, secrets, settings.
 
     ``required_secrets`` names the secrets that must be readable for the
-    service to be ready (in production, the OpenAI key).
+    service to be ready (in production, the OpenAI key). ``closers`` release
+    what the composition root opened (the shared OpenAI client) when the app
+    stops serving.
     """
 
     assistant: AssistantService
@@ -23,3 +29,4 @@ class Services:
     secrets: SecretRepository
     settings: Settings
     required_secrets: tuple[str, ...] = ()
+    closers: tuple[Closer, ...] = ()

@@ -43,11 +43,17 @@ class EdgeState:
     """Per-app state: run slots, and the event set when the server starts shutting down.
 
     Once draining, ``/readyz`` answers 503 and idle WebSockets are closed; runs
-    in flight finish (the server bounds the wait with its graceful timeout).
+    in flight finish. When the graceful timeout runs out the server sets
+    ``stopping``, and every request still open is ended as if its client had left.
     """
 
     slots: RunSlots
     draining: anyio.Event = attrs.field(factory=anyio.Event)
+    stopping: anyio.Event = attrs.field(factory=anyio.Event)
 
     def begin_draining(self) -> None:
         self.draining.set()
+
+    def stop_now(self) -> None:
+        self.draining.set()
+        self.stopping.set()
