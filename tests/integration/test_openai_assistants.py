@@ -469,6 +469,7 @@ async def test_settings_select_the_assistants_adapter(fake_openai):
     )
     services = await services_from_settings(settings)
     model = services.assistant._model
+    (close_client,) = services.closers
     try:
         assert isinstance(model, OpenAIAssistantsModel)
         assert model.default_assistant_id == "demo"
@@ -476,7 +477,7 @@ async def test_settings_select_the_assistants_adapter(fake_openai):
         with pytest.raises(ConfigurationError, match="remote_id"):
             await services.assistant.start_conversation()
     finally:
-        await model._client.close()
+        await close_client()
 
 
 async def test_a_malformed_listed_message_fails_history_cleanly(assistants, model):

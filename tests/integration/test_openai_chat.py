@@ -428,10 +428,11 @@ async def test_settings_select_the_chat_adapter(fake_openai, chat):
     )
     services = await services_from_settings(settings)
     model = services.assistant._model
+    (close_client,) = services.closers
     try:
         assert isinstance(model, OpenAIChatModel)
         chat.play(chat_reply("Composed."))
         conversation_id = await services.assistant.start_conversation()
         assert (await services.assistant.chat(conversation_id, "hello")).texts == ["Composed."]
     finally:
-        await model._client.close()
+        await close_client()
