@@ -8,7 +8,7 @@ turns alternate between the two sides; the median block counts.
 
     PYTHONPATH=src:tests python bench/llm_overhead.py [--turns 400] [--blocks 8]
 
-To add an adapter (Assistants, Chat Completions): write two ``setup`` coroutines,
+To add an adapter: write two ``setup`` coroutines,
 each taking the ``Env`` and returning an async ``turn()`` function (one user turn
 with the adapter; the same HTTP requests with the bare SDK), and append a
 ``Case`` to ``CASES``.
@@ -23,23 +23,31 @@ import multiprocessing
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from contextlib import aclosing
+from typing import Any, cast
 
 import attrs
 import openai
 import structlog
 
+from assistant_service.adapters.llm.function_tools import function_tools
+from assistant_service.adapters.llm.legacy_sdk import deprecated_api
+from assistant_service.adapters.llm.openai_assistants import OpenAIAssistantsModel
+from assistant_service.adapters.llm.openai_chat import OpenAIChatModel
 from assistant_service.adapters.llm.openai_responses import OpenAIResponsesModel, function_tool
 from assistant_service.adapters.llm.openai_support import make_openai_client
 from assistant_service.domain.models import AssistantProfile
-from assistant_service.domain.steps import UserInput
-from assistant_service.domain.tools import ToolSpec
+from assistant_service.domain.steps import ModelToolCall, ToolResults, UserInput
+from assistant_service.domain.tools import OutcomeStatus, ToolCall, ToolOutcome, ToolSpec
 from fakeopenai import API_KEY, start_fake_openai
+from fakeopenai.assistants import RunStep
+from fakeopenai.chat import ChatStep
 from fakeopenai.turns import Turn
 
 ANSWER = "Hello there, this is a short answer of about a dozen words in all."
 TURNS_PER_CONVERSATION = 8  # bounds the history the local mode resends
 PROFILE = AssistantProfile(id="bench", model="gpt-bench", instructions="Be brief.")
+ASSISTANTS_PROFILE = attrs.evolve(PROFILE, remote_id="asst_bench")
 TOOLS = (
     ToolSpec(
         "weather.get_forecast",
@@ -133,6 +141,161 @@ def _responses_bare(state: str) -> Callable[[Env], Awaitable[TurnFn]]:
     return setup
 
 
+# Chat Completions and Assistants: a text turn, and a turn with one tool round
+# (the model calls the tool, its output goes back, the model answers).
+TOOL_PROMPT = "Weather in Paris?"
+BENCH_CALL = ("call_bench", "weather__get_forecast", '{"city": "Paris"}')
+TOOL_OUTPUT = '"sunny"'
+
+
+def _adapter_turns(backend: str, prompt: str) -> Callable[[Env], Awaitable[TurnFn]]:
+    async def setup(env: Env) -> TurnFn:
+        model: Any
+        if backend == "chat":
+            model, profile = OpenAIChatModel(client=env.client), PROFILE
+        else:
+            model, profile = OpenAIAssistantsModel(client=env.client), ASSISTANTS_PROFILE
+        conversation = await model.open_conversation(profile)
+        count = 0
+
+        async def events(step: Any) -> list[Any]:
+            async with aclosing(model.stream_step(conversation, profile, step, TOOLS)) as stream:
+                return [event async for event in stream]
+
+        async def turn() -> None:
+            nonlocal conversation, count
+            count += 1
+            if count % TURNS_PER_CONVERSATION == 0:
+                conversation = await model.open_conversation(profile)
+            calls = [
+                e.call for e in await events(UserInput(prompt)) if isinstance(e, ModelToolCall)
+            ]
+            if calls:
+                await events(ToolResults(tuple(_ok(call) for call in calls)))
+
+        return turn
+
+    return setup
+
+
+def _ok(call: ToolCall) -> ToolOutcome:
+    return ToolOutcome(call, OutcomeStatus.OK, TOOL_OUTPUT)
+
+
+def _chat_bare(prompt: str) -> Callable[[Env], Awaitable[TurnFn]]:
+    async def setup(env: Env) -> TurnFn:
+        client = env.client
+        tools: Any = function_tools(TOOLS)
+        system = {"role": "system", "content": PROFILE.instructions}
+        history: list[dict[str, Any]] = []
+        count = 0
+
+        async def complete(messages: list[dict[str, Any]]) -> dict[str, Any]:
+            stream = await client.chat.completions.create(
+                model=PROFILE.model,
+                messages=cast("Any", [system, *messages]),
+                tools=tools,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            text: list[str] = []
+            calls: dict[int, dict[str, Any]] = {}
+            async with stream:
+                async for chunk in stream:
+                    for choice in chunk.choices:
+                        text.append(choice.delta.content or "")
+                        for piece in choice.delta.tool_calls or ():
+                            call = calls.setdefault(piece.index, {"id": piece.id, "args": []})
+                            call["name"] = call.get("name") or piece.function.name
+                            call["args"].append(piece.function.arguments or "")
+            answer: dict[str, Any] = {"role": "assistant", "content": "".join(text) or None}
+            if calls:
+                answer["tool_calls"] = [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": "".join(c["args"])},
+                    }
+                    for c in calls.values()
+                ]
+            return answer
+
+        async def turn() -> None:
+            nonlocal count
+            count += 1
+            if count % TURNS_PER_CONVERSATION == 0:
+                history.clear()
+            added: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+            answer = await complete([*history, *added])
+            added.append(answer)
+            if "tool_calls" in answer:
+                added.extend(
+                    {"role": "tool", "tool_call_id": c["id"], "content": TOOL_OUTPUT}
+                    for c in answer["tool_calls"]
+                )
+                added.append(await complete([*history, *added]))
+            history.extend(added)
+
+        return turn
+
+    return setup
+
+
+def _assistants_bare(prompt: str) -> Callable[[Env], Awaitable[TurnFn]]:
+    async def setup(env: Env) -> TurnFn:
+        threads: Any = env.client.beta.threads
+        tools: Any = function_tools(TOOLS)
+        thread_id = ""
+        count = 0
+
+        async def new_thread() -> None:
+            nonlocal thread_id
+            with deprecated_api():
+                created = threads.create(metadata={"assistant_id": PROFILE.id})
+            thread_id = (await created).id
+
+        async def run(pending: Any) -> Any:
+            """Read a run's stream; the run if it waits for tool outputs."""
+            waiting = None
+            async with await pending as stream:
+                async for event in stream:
+                    if event.event == "thread.run.requires_action":
+                        waiting = event.data
+            return waiting
+
+        async def turn() -> None:
+            nonlocal count
+            count += 1
+            if count % TURNS_PER_CONVERSATION == 0:
+                await new_thread()
+            with deprecated_api():
+                message = threads.messages.create(thread_id, role="user", content=prompt)
+            await message
+            with deprecated_api():
+                created = threads.runs.create(
+                    thread_id,
+                    assistant_id=ASSISTANTS_PROFILE.remote_id,
+                    model=PROFILE.model,
+                    instructions=PROFILE.instructions,
+                    tools=tools,
+                    stream=True,
+                )
+            waiting = await run(created)
+            if waiting is not None:
+                calls = waiting.required_action.submit_tool_outputs.tool_calls
+                outputs = [{"tool_call_id": c.id, "output": TOOL_OUTPUT} for c in calls]
+                with deprecated_api():
+                    submitted = threads.runs.submit_tool_outputs(
+                        waiting.id, thread_id=thread_id, tool_outputs=outputs, stream=True
+                    )
+                await run(submitted)
+
+        await new_thread()
+        return turn
+
+    return setup
+
+
 CASES: list[Case] = [
     Case(
         "responses/conversations",
@@ -140,7 +303,14 @@ CASES: list[Case] = [
         _responses_bare("conversations"),
     ),
     Case("responses/local", _responses_adapter("local"), _responses_bare("local")),
-    # Engineer B: Case("assistants", ...), Case("chat", ...)
+    Case("assistants", _adapter_turns("assistants", "hi"), _assistants_bare("hi")),
+    Case(
+        "assistants/tool round",
+        _adapter_turns("assistants", TOOL_PROMPT),
+        _assistants_bare(TOOL_PROMPT),
+    ),
+    Case("chat", _adapter_turns("chat", "hi"), _chat_bare("hi")),
+    Case("chat/tool round", _adapter_turns("chat", TOOL_PROMPT), _chat_bare(TOOL_PROMPT)),
 ]
 
 
@@ -166,6 +336,17 @@ def serve(connection: Any) -> None:
     """The child process: the fake, answering every response with ``ANSWER``."""
     fake = start_fake_openai()
     fake.responses.default = lambda _request: Turn(text=ANSWER)
+    # Assistants and Chat call the tool once when asked about the weather, then answer.
+    fake.extensions["assistants"].default = lambda kind, text: (
+        RunStep(calls=(BENCH_CALL,))
+        if kind == "create" and text == TOOL_PROMPT
+        else RunStep(text=ANSWER)
+    )
+    fake.extensions["chat"].default = lambda body: (
+        ChatStep(calls=(BENCH_CALL,))
+        if body["messages"][-1] == {"role": "user", "content": TOOL_PROMPT}
+        else ChatStep(text=ANSWER)
+    )
     connection.send(fake.base_url)
     connection.recv()  # until the parent is done
     fake.stop()

@@ -4,7 +4,7 @@ Each adapter is reached through a *driver*: an object with the adapter as
 ``model`` and three ways to script what the model does next (``says``,
 ``calls``, ``breaks_mid_stream``), plus an id that names no conversation.
 A driver factory is an async context manager (start a fake server, open a
-client, close both after). To add an adapter (Assistants, Chat Completions):
+client, close both after). To add an adapter:
 
 1. write a driver class with the same methods as :class:`ScriptedDriver`
    (for an OpenAI adapter, script ``fakeopenai`` as :class:`ResponsesDriver` does);
@@ -40,7 +40,10 @@ from assistant_service.ports.language_model import LanguageModel
 
 pytestmark = pytest.mark.anyio
 
-PROFILE = AssistantProfile(id="contract-assistant", model="gpt-test", instructions="Be brief.")
+# remote_id: the Assistants backend runs the remote assistant it names; others ignore it.
+PROFILE = AssistantProfile(
+    id="contract-assistant", model="gpt-test", instructions="Be brief.", remote_id="asst_contract"
+)
 LOOKUP = ToolSpec(
     "kb.lookup",
     "Look a word up.",
@@ -132,10 +135,98 @@ def responses(state: str) -> Callable[[], AbstractAsyncContextManager[Driver]]:
     return factory
 
 
+def _words(text: str) -> tuple[str, ...]:
+    words = text.split(" ")
+    return (*(word + " " for word in words[:-1]), words[-1])
+
+
+@attrs.define
+class AssistantsDriver:
+    fake: Any
+    model: Any
+    unknown_conversation_id: str = "thread_unknown"
+
+    def says(self, text: str) -> None:
+        from fakeopenai.assistants import RunStep  # noqa: PLC0415
+
+        self.fake.extensions["assistants"].play(RunStep(text=text, deltas=_words(text)))
+
+    def calls(self, *calls: ToolCall) -> None:
+        from assistant_service.adapters.tools.naming import to_wire_name  # noqa: PLC0415
+        from fakeopenai.assistants import calls as run_calls  # noqa: PLC0415
+
+        wire = [(c.id, to_wire_name(c.name), c.arguments) for c in calls]
+        self.fake.extensions["assistants"].play(run_calls(*wire))
+
+    def breaks_mid_stream(self, text: str) -> None:
+        from fakeopenai.assistants import RunStep  # noqa: PLC0415
+
+        # Seven events: run created, queued, in_progress, step, message created,
+        # in_progress, the first delta; then the connection drops.
+        step = RunStep(text=text, deltas=_words(text), drop_after=7)
+        self.fake.extensions["assistants"].play(step)
+
+
+@attrs.define
+class ChatDriver:
+    fake: Any
+    model: Any
+    unknown_conversation_id: str = "chat_unknown"
+
+    def says(self, text: str) -> None:
+        from fakeopenai.chat import ChatStep  # noqa: PLC0415
+
+        self.fake.extensions["chat"].play(ChatStep(text=text, deltas=_words(text)))
+
+    def calls(self, *calls: ToolCall) -> None:
+        from assistant_service.adapters.tools.naming import to_wire_name  # noqa: PLC0415
+        from fakeopenai.chat import ChatStep  # noqa: PLC0415
+
+        wire = tuple((c.id, to_wire_name(c.name), c.arguments) for c in calls)
+        self.fake.extensions["chat"].play(ChatStep(calls=wire))
+
+    def breaks_mid_stream(self, text: str) -> None:
+        from fakeopenai.chat import ChatStep  # noqa: PLC0415
+
+        # Two chunks (the role, the first delta), then the connection drops.
+        self.fake.extensions["chat"].play(ChatStep(text=text, deltas=_words(text), drop_after=2))
+
+
+def openai_backend(backend: str) -> Callable[[], AbstractAsyncContextManager[Driver]]:
+    """The Assistants (``assistants``) or Chat Completions (``chat``) adapter on the fake."""
+
+    @asynccontextmanager
+    async def factory() -> AsyncIterator[Driver]:
+        pytest.importorskip("openai")
+        from assistant_service.adapters.llm.openai_assistants import (  # noqa: PLC0415
+            OpenAIAssistantsModel,
+        )
+        from assistant_service.adapters.llm.openai_chat import OpenAIChatModel  # noqa: PLC0415
+        from assistant_service.adapters.llm.openai_support import (  # noqa: PLC0415
+            make_openai_client,
+        )
+        from fakeopenai import API_KEY, start_fake_openai  # noqa: PLC0415
+
+        fake = start_fake_openai()
+        client = make_openai_client(api_key=API_KEY, base_url=fake.base_url, max_retries=0)
+        try:
+            if backend == "assistants":
+                yield AssistantsDriver(fake, OpenAIAssistantsModel(client=client))
+            else:
+                yield ChatDriver(fake, OpenAIChatModel(client=client))
+        finally:
+            await client.close()
+            fake.stop()
+
+    return factory
+
+
 DRIVERS: dict[str, Callable[[], AbstractAsyncContextManager[Driver]]] = {
     "scripted": scripted,
     "responses-conversations": responses("conversations"),
     "responses-local": responses("local"),
+    "assistants": openai_backend("assistants"),
+    "chat": openai_backend("chat"),
 }
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from fakeopenai import assistants, chat
 from fakeopenai.responses import ResponsesFake
 from fakeopenai.server import (
     Drop,
@@ -50,7 +51,8 @@ def start_fake_openai() -> FakeOpenAI:
     """A started server with every API installed; call ``stop()`` when done."""
     fake = FakeOpenAI()
     fake.responses = ResponsesFake.install(fake)
-    # Engineer B: fake.extensions["assistants"] = AssistantsFake.install(fake), etc.
+    fake.extensions["assistants"] = assistants.install(fake)
+    fake.extensions["chat"] = chat.install(fake)
     return fake.start()  # type: ignore[return-value]
 
 

@@ -146,7 +146,20 @@ def _openai_model(settings: Settings, client: Any) -> LanguageModel:
             client, state=settings.responses_state.value, **extra
         )
         return model
-    # Hook: LLM_BACKEND=assistants and chat are wired here when their adapters land.
+    if backend is LLMBackend.ASSISTANTS:
+        assistants = importlib.import_module("assistant_service.adapters.llm.openai_assistants")
+        # Threads made by the original service carry no assistant id: ASSISTANT_ID's.
+        legacy: LanguageModel = assistants.OpenAIAssistantsModel(
+            client=client, default_assistant_id=settings.assistant_id
+        )
+        return legacy
+    if backend is LLMBackend.CHAT:
+        chat = importlib.import_module("assistant_service.adapters.llm.openai_chat")
+        # Compatible servers keep no conversations: the history lives in this process.
+        compatible: LanguageModel = chat.OpenAIChatModel(
+            client=client, store=InMemoryConversationStore()
+        )
+        return compatible
     raise ConfigurationError(f"LLM_BACKEND={backend.value} is not available in this build")
 
 

@@ -1,0 +1,54 @@
+"""Assistants-API threads as conversations: their metadata, their messages, the remote assistant."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from assistant_service.domain.errors import ConfigurationError, InvalidInputError
+from assistant_service.domain.models import AssistantProfile, Conversation, Message, Role
+
+ASSISTANT_KEY = "assistant_id"  # thread metadata naming our assistant profile
+MAX_METADATA_PAIRS = 16  # the API's limit, ours included
+
+
+def remote_id(profile: AssistantProfile) -> str:
+    """The remote assistant a profile runs; ``ConfigurationError`` when it names none."""
+    if not profile.remote_id:
+        raise ConfigurationError(
+            f"assistant profile {profile.id!r} has no remote_id: the assistants backend "
+            "needs the id of the remote assistant (asst_...) to run it"
+        )
+    return profile.remote_id
+
+
+def thread_metadata(profile: AssistantProfile, metadata: Mapping[str, str]) -> dict[str, str]:
+    """The metadata of a new thread: the caller's, plus our assistant id.
+
+    Raises ``InvalidInputError`` (field ``metadata``) past the API's pair limit,
+    before any call: the server's 400 would read as an upstream failure.
+    """
+    if len(metadata) >= MAX_METADATA_PAIRS:
+        raise InvalidInputError(
+            "too much conversation metadata",
+            {"metadata": f"at most {MAX_METADATA_PAIRS - 1} keys on this backend"},
+        )
+    return {**metadata, ASSISTANT_KEY: profile.id}
+
+
+def thread_conversation(thread: Any, default_assistant_id: str | None) -> Conversation:
+    """A retrieved thread as a conversation; without our metadata it is the default's."""
+    metadata = {str(k): str(v) for k, v in (thread.metadata or {}).items()}
+    assistant_id = metadata.pop(ASSISTANT_KEY, None) or default_assistant_id or ""
+    return Conversation(thread.id, assistant_id, timestamp(thread.created_at), metadata)
+
+
+def listed_message(item: Any) -> Message | None:
+    """A listed thread message as ours; ``None`` for one without text (an image, a file)."""
+    text = "".join(block.text.value for block in item.content if block.type == "text")
+    return Message(Role(item.role), text) if text else None
+
+
+def timestamp(seconds: float | None) -> datetime:
+    return datetime.fromtimestamp(seconds or 0, timezone.utc)
