@@ -25,14 +25,13 @@ import attrs
 from assistant_service.adapters.config.codec import profile_to_dict
 from assistant_service.adapters.config.local import LocalDirectoryConfigRepository
 from assistant_service.adapters.config.spec_directory import AssistantSpec, load_spec_directory
-from assistant_service.adapters.tools import to_wire_name
+from assistant_service.adapters.llm.function_tools import responses_tool
 from assistant_service.domain.errors import (
     AssistantServiceError,
     ConfigurationError,
     NotFoundError,
 )
 from assistant_service.domain.models import AssistantProfile
-from assistant_service.domain.tools import ToolSpec
 from assistant_service.ports.config import AssistantConfigRepository
 
 Handler = Callable[[argparse.Namespace], int]
@@ -94,17 +93,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     code: int = args.handler(args)
     return code
-
-
-def responses_tool(spec: ToolSpec) -> dict[str, Any]:
-    """``spec`` as a Responses-API function tool: what the default backend sends the model."""
-    return {
-        "type": "function",
-        "name": to_wire_name(spec.name),
-        "description": spec.description,
-        "parameters": dict(spec.parameters),
-        "strict": spec.strict,
-    }
 
 
 def _handled(handler: Handler) -> Handler:

@@ -1,4 +1,5 @@
-"""Tool specs in the function-tool shape that Chat Completions and the Assistants API share."""
+"""Tool specs in OpenAI's function-tool shapes: the Responses API's, and the one
+Chat Completions and the Assistants API share. No openai import: the CLI uses it too."""
 
 from __future__ import annotations
 
@@ -9,24 +10,29 @@ from assistant_service.adapters.tools.naming import from_wire_name, to_wire_name
 from assistant_service.domain.tools import ToolCall, ToolSpec
 
 
+def responses_tool(spec: ToolSpec) -> dict[str, Any]:
+    """``spec`` as a Responses-API ``function`` tool, under its wire-safe name."""
+    return {
+        "type": "function",
+        "name": to_wire_name(spec.name),
+        "description": spec.description,
+        "parameters": dict(spec.parameters),
+        "strict": spec.strict,
+    }
+
+
 def function_tools(specs: Sequence[ToolSpec]) -> list[dict[str, Any]]:
     """``{"type": "function", "function": {...}}`` for each spec, under its wire-safe name.
 
     OpenAI function names allow no dots, so ``weather.get_forecast`` is sent as
     ``weather__get_forecast`` and mapped back by :func:`tool_call`.
     """
-    return [
-        {
-            "type": "function",
-            "function": {
-                "name": to_wire_name(spec.name),
-                "description": spec.description,
-                "parameters": dict(spec.parameters),
-                "strict": spec.strict,
-            },
-        }
-        for spec in specs
-    ]
+    nested = []
+    for spec in specs:
+        function = responses_tool(spec)
+        del function["type"]
+        nested.append({"type": "function", "function": function})
+    return nested
 
 
 def tool_call(call_id: str, wire_name: str, arguments: str) -> ToolCall:

@@ -24,6 +24,7 @@ import openai
 import structlog
 
 from assistant_service.adapters.conversations.memory import InMemoryConversationStore
+from assistant_service.adapters.llm.function_tools import responses_tool
 from assistant_service.adapters.llm.openai_errors import translate_openai_errors
 from assistant_service.adapters.llm.openai_responses_conversations import ServerConversations
 from assistant_service.adapters.llm.openai_responses_events import (
@@ -37,7 +38,6 @@ from assistant_service.adapters.llm.openai_support import (
     log_upstream_call,
     upstream_headers,
 )
-from assistant_service.adapters.tools.naming import to_wire_name
 from assistant_service.domain.errors import (
     AssistantServiceError,
     ConfigurationError,
@@ -179,7 +179,7 @@ class OpenAIResponsesModel:
         if profile.temperature is not None:
             request["temperature"] = profile.temperature
         if tools:
-            request["tools"] = [function_tool(spec) for spec in tools]
+            request["tools"] = [responses_tool(spec) for spec in tools]
         log_upstream_call(
             "responses.create",
             conversation_id=conversation.id,
@@ -189,17 +189,6 @@ class OpenAIResponsesModel:
             repaired_calls=len(prepared.repaired),
         )
         return await self._client.responses.create(**request)
-
-
-def function_tool(spec: ToolSpec) -> dict[str, Any]:
-    """A tool spec as a Responses ``function`` tool, with its wire-safe name."""
-    return {
-        "type": "function",
-        "name": to_wire_name(spec.name),
-        "description": spec.description,
-        "parameters": dict(spec.parameters),
-        "strict": spec.strict,
-    }
 
 
 async def _next(stream: Any) -> Any:
