@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import attrs
@@ -56,6 +57,18 @@ class Conversation:
     assistant_id: str
     created_at: datetime
     metadata: Mapping[str, str] = attrs.field(factory=dict)
+
+    @classmethod
+    def new(
+        cls, assistant_id: str, metadata: Mapping[str, str] | None = None, *, prefix: str = "conv"
+    ) -> Conversation:
+        """A conversation created now, with a fresh random id ``<prefix>_<hex>``."""
+        return cls(
+            id=f"{prefix}_{uuid.uuid4().hex}",
+            assistant_id=assistant_id,
+            created_at=datetime.now(timezone.utc),
+            metadata=dict(metadata or {}),
+        )
 
 
 class Role(str, enum.Enum):

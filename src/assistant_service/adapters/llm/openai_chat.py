@@ -6,9 +6,7 @@ keeps them in a :class:`~assistant_service.ports.conversations.ConversationStore
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime, timezone
 from typing import Any, cast
 
 import attrs
@@ -69,12 +67,7 @@ class OpenAIChatModel:
     async def open_conversation(
         self, profile: AssistantProfile, metadata: Mapping[str, str] | None = None
     ) -> Conversation:
-        conversation = Conversation(
-            id=f"chat_{uuid.uuid4().hex}",
-            assistant_id=profile.id,
-            created_at=datetime.now(timezone.utc),
-            metadata=dict(metadata or {}),
-        )
+        conversation = Conversation.new(profile.id, metadata, prefix="chat")
         await self._store.create(conversation)
         return conversation
 

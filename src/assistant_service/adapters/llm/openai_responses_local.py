@@ -10,9 +10,7 @@ answered as interrupted before the next step.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 import attrs
@@ -37,12 +35,7 @@ class LocalConversations:
     async def open(
         self, profile: AssistantProfile, metadata: Mapping[str, str] | None
     ) -> Conversation:
-        conversation = Conversation(
-            id=f"conv_local_{uuid.uuid4().hex}",
-            assistant_id=profile.id,
-            created_at=datetime.now(timezone.utc),
-            metadata=dict(metadata or {}),
-        )
+        conversation = Conversation.new(profile.id, metadata, prefix="conv_local")
         await self._store.create(conversation)
         return conversation
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 import anyio
@@ -138,12 +137,7 @@ class ScriptedModel:
     async def open_conversation(
         self, profile: AssistantProfile, metadata: Mapping[str, str] | None = None
     ) -> Conversation:
-        conversation = Conversation(
-            id=f"conv_{uuid.uuid4().hex}",
-            assistant_id=profile.id,
-            created_at=datetime.now(timezone.utc),
-            metadata=dict(metadata or {}),
-        )
+        conversation = Conversation.new(profile.id, metadata)
         await self.store.create(conversation)
         return conversation
 
