@@ -30,11 +30,11 @@ import attrs
 import openai
 import structlog
 
-from assistant_service.adapters.llm.function_tools import function_tools
+from assistant_service.adapters.llm.function_tools import function_tools, responses_tool
 from assistant_service.adapters.llm.legacy_sdk import deprecated_api
 from assistant_service.adapters.llm.openai_assistants import OpenAIAssistantsModel
 from assistant_service.adapters.llm.openai_chat import OpenAIChatModel
-from assistant_service.adapters.llm.openai_responses import OpenAIResponsesModel, function_tool
+from assistant_service.adapters.llm.openai_responses import OpenAIResponsesModel
 from assistant_service.adapters.llm.openai_support import make_openai_client
 from assistant_service.domain.models import AssistantProfile
 from assistant_service.domain.steps import ModelToolCall, ToolResults, UserInput
@@ -93,7 +93,7 @@ def _responses_adapter(state: str) -> Callable[[Env], Awaitable[TurnFn]]:
 def _responses_bare(state: str) -> Callable[[Env], Awaitable[TurnFn]]:
     async def setup(env: Env) -> TurnFn:
         client = env.client
-        tools = [function_tool(spec) for spec in TOOLS]
+        tools = [responses_tool(spec) for spec in TOOLS]
         history: list[dict[str, Any]] = []
         conversation_id = ""
         count = 0
