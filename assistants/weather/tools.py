@@ -8,25 +8,11 @@ call to your weather provider.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import zoneinfo
 from typing import Literal
 
-import attrs
-
 from assistant_service.adapters.tools import tool
-
-_SKIES = ("sunny", "partly cloudy", "cloudy", "light rain", "windy")
-
-
-@attrs.frozen
-class DayForecast:
-    """One day of a forecast."""
-
-    day: int
-    sky: str
-    high_c: int
-    low_c: int
+from assistant_service.adapters.tools.demo import DayForecast, fake_forecast
 
 
 @tool
@@ -37,16 +23,8 @@ def get_forecast(city: str, days: int = 1) -> list[DayForecast]:
         city: The city name, e.g. "Lisbon".
         days: How many days to forecast, 1 to 7.
     """
-    days = max(1, min(days, 7))
-    seed = hashlib.sha256(city.strip().lower().encode()).digest()
-    forecast = []
-    for day in range(days):
-        b = seed[day * 3 : day * 3 + 3]
-        high = 10 + b[0] % 20
-        forecast.append(
-            DayForecast(day=day + 1, sky=_SKIES[b[1] % 5], high_c=high, low_c=high - 3 - b[2] % 8)
-        )
-    return forecast
+    # The package's made-up forecast; call your weather provider here instead.
+    return fake_forecast(city, days)
 
 
 @tool
