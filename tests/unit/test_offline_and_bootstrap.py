@@ -137,3 +137,10 @@ async def test_the_offline_model_calls_at_most_three_tools():
     service = bootstrap(tools={"n": [first, second, third, fourth]})
     result = await service.chat(await service.start_conversation(), "first second third fourth")
     assert [o.output for o in result.tool_outcomes] == ["1", "2", "3"]
+
+
+async def test_the_offline_model_reports_usage_in_words():
+    service = bootstrap(tools={"places": [describe]})
+    result = await service.chat(await service.start_conversation(), "describe city=Rome")
+    assert result.usage.input_tokens >= 2  # the message, then the tool output
+    assert result.usage.output_tokens > 0

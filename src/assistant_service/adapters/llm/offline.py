@@ -12,7 +12,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from assistant_service.domain.models import Message
+from assistant_service.domain.models import Message, Usage
 from assistant_service.domain.steps import ToolResults
 from assistant_service.domain.tools import ToolCall, ToolSpec
 
@@ -29,7 +29,10 @@ def offline_reply(request: StepRequest, _history: list[Message]) -> ScriptedStep
     step = request.step
     if isinstance(step, ToolResults):
         lines = [f"{o.call.name} returned {o.output}" for o in step.outcomes]
-        return ScriptedStep(text="Here is what I found: " + "; ".join(lines) + ".")
+        text = "Here is what I found: " + "; ".join(lines) + "."
+        return ScriptedStep(
+            text=text, usage=_usage(" ".join(o.output for o in step.outcomes), text)
+        )
     calls = [
         ToolCall(
             f"call_{uuid.uuid4().hex[:12]}", spec.name, json.dumps(_arguments(spec, step.text))
@@ -37,14 +40,22 @@ def offline_reply(request: StepRequest, _history: list[Message]) -> ScriptedStep
         for spec in _named_tools(request.tools, step.text)
     ]
     if calls:
-        return ScriptedStep(tool_calls=tuple(calls[:_MAX_CALLS]))
-    names = ", ".join(spec.name for spec in request.tools) or "none"
-    return ScriptedStep(
-        text=(
-            f"This is the offline model, so I can only echo you: {step.text!r}. "
-            f"Name one of my tools ({names}) with key=value arguments and I will call it."
+        chosen = tuple(calls[:_MAX_CALLS])
+        return ScriptedStep(
+            tool_calls=chosen, usage=_usage(step.text, " ".join(c.arguments for c in chosen))
         )
+    names = ", ".join(spec.name for spec in request.tools) or "none"
+    text = (
+        f"This is the offline model, so I can only echo you: {step.text!r}. "
+        f"Name one of my tools ({names}) with key=value arguments and I will call it."
     )
+    return ScriptedStep(text=text, usage=_usage(step.text, text))
+
+
+def _usage(read: str, written: str) -> Usage:
+    # Words stand in for tokens: the offline model has no tokenizer, but the
+    # usage figures should move the way a real model's do.
+    return Usage(input_tokens=len(read.split()), output_tokens=len(written.split()))
 
 
 def _named_tools(tools: tuple[ToolSpec, ...], text: str) -> list[ToolSpec]:
