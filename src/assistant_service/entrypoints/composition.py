@@ -63,7 +63,7 @@ async def services_from_settings(
         configs = InMemoryConfigRepository.of(profiles)
         key = settings.openai_api_key
         values = {settings.openai_api_key_secret: key.reveal()} if key else {}
-        secrets = InMemorySecretRepository(values=values)  # type: ignore[arg-type] # attrs converter
+        secrets = InMemorySecretRepository(values=values)
         default = settings.assistant_id or DEMO_ASSISTANT_ID
     needs_key = settings.backend is not LLMBackend.OFFLINE
     model = await _model(settings, secrets, closers) if needs_key else _offline(settings)

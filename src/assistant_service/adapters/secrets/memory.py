@@ -12,11 +12,15 @@ from assistant_service.domain.errors import NotFoundError
 from assistant_service.domain.secrets import Secret
 
 
+def _copy(values: Mapping[str, str]) -> dict[str, str]:
+    return dict(values)
+
+
 @attrs.define(repr=False)
 class InMemorySecretRepository:
     """Secrets in a dict; its repr shows the names only."""
 
-    _values: dict[str, str] = attrs.field(factory=dict, converter=dict, alias="values")
+    _values: dict[str, str] = attrs.field(factory=dict, converter=_copy, alias="values")
 
     async def get(self, name: str) -> Secret:
         try:
