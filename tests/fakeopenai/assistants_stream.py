@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fakeopenai.assistants_state import AssistantsState, RunStep, message_object
+from fakeopenai.assistants_state import AssistantsState, RunStep, message_object, new_id
 from fakeopenai.server import Drop, Pause, Raw, SSEEvent, SSEItem
 
 DONE = SSEEvent("[DONE]", event="done")
@@ -46,11 +46,20 @@ def _planned(run: dict[str, Any], step: RunStep) -> list[Planned]:
     planned.append(("thread.run.queued", dict(run), None))
     run.update(status="in_progress", started_at=int(time.time()))
     planned.append(("thread.run.in_progress", dict(run), None))
-    planned.append(("thread.run.step.created", {"id": "step_1", "run_id": run["id"]}, None))
+    message = None
     if step.text is not None or step.deltas:
-        planned.extend(_message(run, step))
+        text = step.text if step.text is not None else "".join(step.pieces())
+        message = message_object(run["thread_id"], "assistant", text, run["id"])
+    planned.append(("thread.run.step.created", _run_step(run, step, message), None))
+    if message is not None:
+        planned.extend(_message(run, step, message))
     if step.error_event is not None:
-        error = {"code": "server_error", "message": step.error_event, "param": None, "type": None}
+        error = {
+            "code": "server_error",
+            "message": step.error_event,
+            "param": None,
+            "type": "server_error",
+        }
         planned.append(("error", error, None))
         _end(run, "failed", {"last_error": {"code": "server_error", "message": step.error_event}})
         return planned
@@ -59,9 +68,39 @@ def _planned(run: dict[str, Any], step: RunStep) -> list[Planned]:
     return planned
 
 
-def _message(run: dict[str, Any], step: RunStep) -> list[Planned]:
-    text = step.text if step.text is not None else "".join(step.pieces())
-    message = message_object(run["thread_id"], "assistant", text, run["id"])
+def _run_step(run: dict[str, Any], step: RunStep, message: dict[str, Any] | None) -> dict[str, Any]:
+    """The run step (a full ``thread.run.step`` object) that writes the message or makes the calls."""
+    if message is None and step.calls:
+        tool_calls = [
+            {"id": i, "type": "function", "function": {"name": n, "arguments": a, "output": None}}
+            for i, n, a in step.calls
+        ]
+        kind, details = "tool_calls", {"type": "tool_calls", "tool_calls": tool_calls}
+    else:
+        message_id = message["id"] if message is not None else new_id("msg")
+        details = {"type": "message_creation", "message_creation": {"message_id": message_id}}
+        kind = "message_creation"
+    return {
+        "id": new_id("step"),
+        "object": "thread.run.step",
+        "created_at": int(time.time()),
+        "assistant_id": run["assistant_id"],
+        "thread_id": run["thread_id"],
+        "run_id": run["id"],
+        "type": kind,
+        "status": "in_progress",
+        "step_details": details,
+        "last_error": None,
+        "expired_at": None,
+        "cancelled_at": None,
+        "failed_at": None,
+        "completed_at": None,
+        "metadata": {},
+        "usage": None,
+    }
+
+
+def _message(run: dict[str, Any], step: RunStep, message: dict[str, Any]) -> list[Planned]:
     started = {**message, "status": "in_progress", "content": []}
     planned: list[Planned] = [
         ("thread.message.created", started, None),

@@ -122,6 +122,8 @@ class FakeOpenAIServer:
     """The server; use as a context manager or call :meth:`start` and :meth:`stop`."""
 
     requests: list[RecordedRequest] = attrs.field(factory=list, init=False)
+    # Every reply sent, with its request: the fidelity tests check them against the SDK's types.
+    replies: list[tuple[RecordedRequest, Reply]] = attrs.field(factory=list, init=False)
     _routes: list[_Route] = attrs.field(factory=list, init=False)
     _scripts: dict[str, deque[Scripted]] = attrs.field(factory=dict, init=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
@@ -178,6 +180,14 @@ class FakeOpenAIServer:
         self.stop()
 
     def _dispatch(self, method: str, target: str, headers: Mapping[str, str], body: Any) -> Reply:
+        request, reply = self._answer(method, target, headers, body)
+        with self._lock:
+            self.replies.append((request, reply))
+        return reply
+
+    def _answer(
+        self, method: str, target: str, headers: Mapping[str, str], body: Any
+    ) -> tuple[RecordedRequest, Reply]:
         url = urlsplit(target)
         query = parse_qs(url.query)
         for route in self._routes:
@@ -191,11 +201,14 @@ class FakeOpenAIServer:
                     queue = self._scripts.get(route.name)
                     scripted = queue.popleft() if queue else None
                 if scripted is None:
-                    return route.handler(request)
-                return scripted if isinstance(scripted, JSONReply | SSEReply) else scripted(request)
+                    return request, route.handler(request)
+                if isinstance(scripted, JSONReply | SSEReply):
+                    return request, scripted
+                return request, scripted(request)
+        request = RecordedRequest(method, url.path, query, headers, body)
         with self._lock:
-            self.requests.append(RecordedRequest(method, url.path, query, headers, body))
-        return error_reply(404, f"no route for {method} {url.path}")
+            self.requests.append(request)
+        return request, error_reply(404, f"no route for {method} {url.path}")
 
 
 def _shutdown(connection: socket.socket) -> None:

@@ -124,7 +124,6 @@ class _Builder:
             "tools": self.body.get("tools", []),
             "tool_choice": "auto",
             "parallel_tool_calls": True,
-            "store": self.body.get("store", True),
             "conversation": conversation,
             "output": list(self.output) if status != "in_progress" else [],
             "error": None,
@@ -186,7 +185,6 @@ class _Builder:
             "response.function_call_arguments.done",
             item_id=item_id,
             output_index=index,
-            name=function_call.name,
             arguments=function_call.arguments,
         )
         finished = {**item, "arguments": function_call.arguments, "status": "completed"}
@@ -202,7 +200,7 @@ class _Builder:
         else:
             usage = {
                 "input_tokens": turn.input_tokens,
-                "input_tokens_details": {"cached_tokens": 0},
+                "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                 "output_tokens": turn.output_tokens,
                 "output_tokens_details": {"reasoning_tokens": 0},
                 "total_tokens": turn.input_tokens + turn.output_tokens,
