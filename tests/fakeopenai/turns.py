@@ -2,9 +2,10 @@
 
 ``text("Hello there", deltas=["Hel", "lo there"])``, ``calls(call("a__b", '{"x": 1}',
 pieces=['{"x"', ': 1}']))``, ``refusal("I can't help with that")``; faults are
-fields: ``fail`` (``response.failed``), ``error`` (an ``error`` event),
+fields: ``fail`` (``response.failed``, its code ``fail_code``), ``error`` (an ``error`` event),
 ``drop_after`` (cut the connection after that many events), ``malformed_after``
-(a broken event there), ``pause`` (seconds between events).
+(a broken event there), ``pause`` (seconds between events). ``incomplete`` (a
+reason such as ``max_output_tokens``) ends the response ``response.incomplete``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class Turn:
     input_tokens: int = 12
     output_tokens: int = 7
     fail: str | None = None
+    fail_code: str = "server_error"
+    incomplete: str | None = None
     error: str | None = None
     drop_after: int | None = None
     malformed_after: int | None = None
@@ -193,7 +196,7 @@ class _Builder:
 
     def finish(self, turn: Turn) -> None:
         if turn.fail is not None:
-            error = {"code": "server_error", "message": turn.fail}
+            error = {"code": turn.fail_code, "message": turn.fail}
             self.emit("response.failed", response=self.response("failed", error=error))
         elif turn.error is not None:
             self.emit("error", code="server_error", message=turn.error, param=None)
@@ -205,7 +208,12 @@ class _Builder:
                 "output_tokens_details": {"reasoning_tokens": 0},
                 "total_tokens": turn.input_tokens + turn.output_tokens,
             }
-            self.emit("response.completed", response=self.response("completed", usage=usage))
+            if turn.incomplete is not None:
+                details = {"reason": turn.incomplete}
+                response = self.response("incomplete", usage=usage, incomplete_details=details)
+                self.emit("response.incomplete", response=response)
+            else:
+                self.emit("response.completed", response=self.response("completed", usage=usage))
 
 
 def _text_part(content: str) -> dict[str, Any]:

@@ -68,6 +68,8 @@ async def test_responses_and_conversations_payloads_fit_the_sdk_types(
         t.text("done"),
         t.refusal("I can't help with that"),
         t.text("x", fail="the model fell over"),
+        t.Turn(fail="slow down", fail_code="rate_limit_exceeded"),
+        t.text("Cut sh", incomplete="max_output_tokens"),
         t.text("x", error="overloaded"),
         t.text("a b c d", drop_after=4),
         t.text("a b", malformed_after=3),
@@ -93,7 +95,7 @@ async def test_responses_and_conversations_payloads_fit_the_sdk_types(
         if i["type"] == "function_call"
     ]
     await ask(outputs)
-    for prompt in ("refuse", "fail", "error", "drop", "malformed"):
+    for prompt in ("refuse", "fail", "rate limited", "cut", "error", "drop", "malformed"):
         await ask(prompt)
     await openai_client.conversations.retrieve(conversation.id)
     await openai_client.conversations.items.list(conversation.id, order="asc")
@@ -109,6 +111,7 @@ async def test_responses_and_conversations_payloads_fit_the_sdk_types(
         "response.function_call_arguments.done",
         "response.refusal.done",
         "response.failed",
+        "response.incomplete",
         "error",
         "response.completed",
         "conversations.items.list:200",

@@ -689,12 +689,7 @@ async def test_an_incomplete_response_ends_the_step_with_what_came(fake_openai, 
 
 async def test_a_response_failed_for_rate_limits_is_unavailable(fake_openai, model):
     conversation = await model.open_conversation(PROFILE)
-    failed = {
-        "id": "r",
-        "status": "failed",
-        "error": {"code": "rate_limit_exceeded", "message": "slow down"},
-    }
-    fake_openai.script("responses.create", SSEReply((event("response.failed", response=failed),)))
+    fake_openai.responses.turn(t.Turn(fail="slow down", fail_code="rate_limit_exceeded"))
     with pytest.raises(UpstreamUnavailableError, match="slow down"):
         await run_step(model, conversation, UserInput("hi"))
 
