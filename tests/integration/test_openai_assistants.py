@@ -35,7 +35,7 @@ from assistant_service.entrypoints.composition import services_from_settings
 from assistant_service.entrypoints.settings import load_settings
 from fakeopenai import API_KEY, SSEEvent, SSEReply, error_reply
 from fakeopenai.assistants import call, calls, ended, plant_run, reply
-from fakeopenai.assistants_state import RunStep, message_object
+from fakeopenai.assistants_state import RunStep, message_object, run_object
 
 pytestmark = pytest.mark.anyio
 
@@ -410,7 +410,8 @@ async def test_an_event_of_the_wrong_shape_fails_the_step_cleanly(fake_openai, m
 
 async def test_a_stream_that_ends_before_the_run_does_fails_the_step(fake_openai, model):
     conversation = await model.open_conversation(PROFILE)
-    started = SSEEvent({"id": "run_1", "object": "thread.run"}, event="thread.run.in_progress")
+    run = run_object(conversation.id, "asst_1", status="in_progress")
+    started = SSEEvent(run, event="thread.run.in_progress")
     fake_openai.script("runs.create", SSEReply((started,)))
     with pytest.raises(UpstreamError, match="before the run finished"):
         await step(model, conversation, UserInput("hi"))
