@@ -171,7 +171,12 @@ def normalize_items(items: Sequence[Any]) -> list[dict[str, Any]]:
             part = "output_text" if role == "assistant" else "input_text"
             content = item.get("content", "")
             if isinstance(content, str):
-                item["content"] = [{"type": part, "text": content}]
+                content = [{"type": part, "text": content}]
+            # the service stores output text with its (here empty) annotations and logprobs
+            item["content"] = [
+                {"annotations": [], "logprobs": [], **p} if p.get("type") == "output_text" else p
+                for p in content
+            ]
             item.setdefault("status", "completed")
             item.setdefault("id", new_id("msg"))
         elif kind == "function_call_output":

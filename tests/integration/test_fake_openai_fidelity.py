@@ -76,7 +76,11 @@ async def test_responses_and_conversations_payloads_fit_the_sdk_types(
     )
     conversation = await openai_client.conversations.create(metadata={"user": "u1"})
     await openai_client.conversations.items.create(
-        conversation.id, items=[{"type": "message", "role": "user", "content": "earlier"}]
+        conversation.id,
+        items=[
+            {"type": "message", "role": "user", "content": "earlier"},
+            {"type": "message", "role": "assistant", "content": "noted"},
+        ],
     )
 
     async def ask(input_: Any) -> None:

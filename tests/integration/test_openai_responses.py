@@ -36,6 +36,7 @@ from assistant_service.domain.steps import (
 from assistant_service.domain.tools import OutcomeStatus, ToolCall, ToolOutcome, ToolSpec
 from fakeopenai import API_KEY, SSEReply, error_reply, event
 from fakeopenai import turns as t
+from fakeopenai.responses import normalize_items
 
 pytestmark = pytest.mark.anyio
 
@@ -582,14 +583,8 @@ async def test_history_pages_through_long_conversations(fake_openai, openai_clie
     for n in range(130):
         role = "user" if n % 2 == 0 else "assistant"
         part = "input_text" if role == "user" else "output_text"
-        stored.append(
-            {
-                "id": f"msg_{n:03}",
-                "type": "message",
-                "role": role,
-                "content": [{"type": part, "text": str(n)}],
-            }
-        )
+        item = {"id": f"msg_{n:03}", "role": role, "content": [{"type": part, "text": str(n)}]}
+        stored.extend(normalize_items([item]))
     history = await model.history(conversation.id)
     assert [m.text for m in history] == [str(n) for n in range(130)]
     assert len(fake_openai.requests_to("conversations.items.list")) == 2
