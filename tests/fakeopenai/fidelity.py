@@ -85,8 +85,28 @@ def check(kind: Any, payload: Any, label: str) -> list[str]:
     try:
         parsed = pydantic.TypeAdapter(kind).validate_python(payload, strict=False)
     except pydantic.ValidationError as error:
-        return [f"{label}: {e['loc']}: {e['msg']}" for e in error.errors()]
+        return [f"{label}: {e['loc']}: {e['msg']}" for e in _relevant(error.errors())]
     return [f"{label}: undeclared field {path}" for path in undeclared(parsed)]
+
+
+def _relevant(errors: list[Any]) -> list[Any]:
+    """The errors, less those of union members whose ``type`` tag is not the payload's.
+
+    The SDK's unions are not pydantic-discriminated, so a bad item gets an error
+    from every member; only the members its tag names say what is wrong.
+    """
+    wrong_member = {
+        tuple(e["loc"][:-1])
+        for e in errors
+        if e["type"] == "literal_error" and e["loc"][-1] == "type"
+    }
+    kept = [
+        e
+        for e in errors
+        if not any(tuple(e["loc"][: len(m)]) == m for m in wrong_member if len(m) < len(e["loc"]))
+        and not (e["type"] == "literal_error" and tuple(e["loc"][:-1]) in wrong_member)
+    ]
+    return kept or errors
 
 
 def problems(request: RecordedRequest, reply: Reply) -> list[str]:

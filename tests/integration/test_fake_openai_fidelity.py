@@ -230,3 +230,13 @@ def test_the_check_finds_what_the_real_api_would_not_send() -> None:
     assert check(openai.types.chat.ChatCompletionChunk, {**chunk, "choices": 3}, "chunk")
     undeclared = check(openai.types.chat.ChatCompletionChunk, {**chunk, "choices": [], "x": 1}, "c")
     assert undeclared == ["c: undeclared field $.x"]
+
+
+def test_a_union_member_with_another_tag_adds_no_noise() -> None:
+    from openai.types.conversations.conversation_item import ConversationItem  # noqa: PLC0415
+
+    part = {"type": "output_text", "text": "x"}  # no annotations: the API always sends them
+    item = {"id": "m", "type": "message", "role": "assistant", "status": "completed"}
+    assert check(ConversationItem, {**item, "content": [part]}, "item") == [
+        "item: ('Message', 'content', 0, 'ResponseOutputText', 'annotations'): Field required"
+    ]
