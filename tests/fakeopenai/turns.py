@@ -3,7 +3,8 @@
 ``text("Hello there", deltas=["Hel", "lo there"])``, ``calls(call("a__b", '{"x": 1}',
 pieces=['{"x"', ': 1}']))``, ``refusal("I can't help with that")``; faults are
 fields: ``fail`` (``response.failed``, its code ``fail_code``), ``error`` (an ``error`` event),
-``drop_after`` (cut the connection after that many events), ``malformed_after``
+``drop_after`` (cut the connection after that many events), ``end_after`` (end
+the stream cleanly, unfinished, after that many events), ``malformed_after``
 (a broken event there), ``pause`` (seconds between events). ``incomplete`` (a
 reason such as ``max_output_tokens``) ends the response ``response.incomplete``.
 """
@@ -49,6 +50,7 @@ class Turn:
     incomplete: str | None = None
     error: str | None = None
     drop_after: int | None = None
+    end_after: int | None = None
     malformed_after: int | None = None
     pause: float = 0.0
 
@@ -58,6 +60,7 @@ class Turn:
             self.fail is None
             and self.error is None
             and self.drop_after is None
+            and self.end_after is None
             and (self.malformed_after is None)
         )
 
@@ -95,6 +98,8 @@ def build_stream(
     items: list[SSEItem] = list(builder.events)
     if turn.malformed_after is not None:
         items = [*items[: turn.malformed_after], Raw(MALFORMED), *items[turn.malformed_after :]]
+    if turn.end_after is not None:
+        items = items[: turn.end_after]
     if turn.drop_after is not None:
         items = [*items[: turn.drop_after], Drop()]
     if turn.pause:

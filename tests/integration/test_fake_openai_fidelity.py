@@ -72,6 +72,7 @@ async def test_responses_and_conversations_payloads_fit_the_sdk_types(
         t.text("Cut sh", incomplete="max_output_tokens"),
         t.text("x", error="overloaded"),
         t.text("a b c d", drop_after=4),
+        t.text("a b c d", end_after=5),
         t.text("a b", malformed_after=3),
     )
     conversation = await openai_client.conversations.create(metadata={"user": "u1"})
@@ -99,7 +100,7 @@ async def test_responses_and_conversations_payloads_fit_the_sdk_types(
         if i["type"] == "function_call"
     ]
     await ask(outputs)
-    for prompt in ("refuse", "fail", "rate limited", "cut", "error", "drop", "malformed"):
+    for prompt in ("refuse", "fail", "rate limited", "cut", "error", "drop", "end", "malformed"):
         await ask(prompt)
     await openai_client.conversations.retrieve(conversation.id)
     await openai_client.conversations.items.list(conversation.id, order="asc")

@@ -244,12 +244,8 @@ async def test_an_event_missing_its_fields_fails_the_step(fake_openai, model):
 
 async def test_a_stream_that_ends_before_the_response_completes_fails(fake_openai, model):
     conversation = await model.open_conversation(PROFILE)
-    fake_openai.script(
-        "responses.create",
-        SSEReply(
-            (event("response.created"), event("response.output_text.delta", delta="x", item_id="m"))
-        ),
-    )
+    # created, in_progress, item added, part added, one text delta: then the stream ends
+    fake_openai.responses.turn(t.text("x y", deltas=["x ", "y"], end_after=5))
     with pytest.raises(UpstreamUnavailableError, match="ended before"):
         await run_step(model, conversation, UserInput("hi"))
 
