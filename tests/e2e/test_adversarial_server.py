@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -11,7 +12,11 @@ import struct
 from urllib.parse import urlsplit
 
 import anyio
+import httpx2
 import pytest
+from websockets.asyncio.client import connect
+
+from assistant_service.adapters.llm.scripted import call_tool, call_tools, reply
 
 pytestmark = pytest.mark.anyio
 
@@ -61,3 +66,56 @@ async def test_a_websocket_client_that_floods_and_never_reads_is_throttled(serve
     with anyio.fail_after(5):
         while len(asyncio.all_tasks()) > tasks_before:  # noqa: ASYNC110
             await anyio.sleep(0.05)
+
+
+def _chunks(size: int):
+    async def chunks():
+        # No Content-Length: the limit must hold while the body streams in.
+        yield b'{"thread_id": "a", "message": "'
+        for _ in range(size // 1_024):
+            yield b"x" * 1_024
+        yield b'"}'
+
+    return chunks()
+
+
+async def test_a_chunked_body_over_the_limit_is_413(server, http, settings):
+    body = _chunks(settings.max_body_bytes + 2_048)
+    response = await http.post("/chat", content=body, headers={"X-Correlation-ID": "chunk-1"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert response.json()["error"]["correlation_id"] == "chunk-1"
+
+
+async def test_a_huge_chunked_body_is_cut_off_not_read(server, http):
+    # The server answers 413 and closes; a client still uploading may see the reset
+    # before the answer (HTTP/1.1 has no better way). It must not read 64 MB.
+    started = anyio.current_time()
+    with contextlib.suppress(httpx2.TransportError):
+        response = await http.post("/chat", content=_chunks(64 * 1024 * 1024))
+        assert response.status_code == 413
+    assert anyio.current_time() - started < 5
+    assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_a_burst_of_frames_during_a_run_is_refused_one_by_one(server, http, model, slow_tool):
+    thread_id = (await http.get("/start")).json()["thread_id"]
+    model.script(call_tools(call_tool("t.wait", {"seconds": 30})), reply("done"))
+    frame = json.dumps({"thread_id": thread_id, "message": "go"})
+    async with connect(server.ws_url) as socket:
+        await socket.send(frame)
+        with anyio.fail_after(5):
+            await slow_tool.started.wait()
+        for _ in range(50):
+            await socket.send(frame)
+        codes = []
+        with anyio.fail_after(5):
+            while len(codes) < 50:
+                event = json.loads(await socket.recv())
+                if event["type"] == "error":
+                    codes.append(event["code"])
+        assert set(codes) == {"conflict"}
+        slow_tool.release.set()
+        with anyio.fail_after(5):
+            while (event := json.loads(await socket.recv()))["type"] != "run.completed":
+                assert event["type"] != "error"
