@@ -136,3 +136,17 @@ async def test_a_key_in_an_unexpected_error_never_reaches_a_log_line_or_the_clie
     lines = read_logs()
     assert any("LeakyError" in json.dumps(line) for line in lines)
     assert not [line for line in lines if key in json.dumps(line)]
+
+
+async def test_a_duplicate_key_is_refused_not_silently_resolved(client):
+    # A proxy reading the first value and the app the last would disagree on the request.
+    thread_id = await start(client)
+    body = '{"thread_id": 3, "message": "hi", "thread_id": ' + json.dumps(thread_id) + "}"
+    response = await client.post("/chat", data=body)
+    assert response.status_code == 400
+    assert "repeats the key" in (await response.get_json())["error"]["message"]
+    async with client.websocket("/stream") as socket:
+        await socket.send(body)
+        with anyio.fail_after(5):
+            event = json.loads(await socket.receive())
+    assert event["code"] == "malformed_request"
