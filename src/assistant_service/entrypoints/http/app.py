@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from quart import Quart, Response, websocket
 
+from assistant_service.entrypoints.http.backpressure import BoundedWebsocketConnection
 from assistant_service.entrypoints.http.correlation import (
     CorrelationMiddleware,
     correlation_id_of,
@@ -27,6 +28,7 @@ def create_app(services: Services) -> Quart:
     """
     settings = services.settings
     app = Quart("assistant_service")
+    app.asgi_websocket_class = BoundedWebsocketConnection
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         # Errors are ours to render, in tests too: never Quart's HTML traceback.

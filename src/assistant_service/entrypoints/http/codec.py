@@ -171,12 +171,15 @@ def dumps(payload: Any) -> str:
 def parse_chat_request(raw: bytes | str) -> ChatRequest:
     """Decode and check a chat request.
 
-    Raises :class:`MalformedRequestError` for text that is not a JSON object and
+    Raises :class:`MalformedRequestError` for text that is not a JSON object
+    (or that names a key twice, at any depth: which value counts is ambiguous) and
     ``InvalidInputError`` (its ``fields`` name each bad field) for bad fields.
     """
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKeyError as error:
+        raise MalformedRequestError(f"the body repeats the key {error.args[0]!r}") from None
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise MalformedRequestError("the body is not valid JSON") from None
     if not isinstance(data, dict):
@@ -185,6 +188,19 @@ def parse_chat_request(raw: bytes | str) -> ChatRequest:
         return CONVERTER.structure(data, ChatRequest)
     except cattrs.ClassValidationError as error:
         raise InvalidInputError("invalid request fields", _field_errors(error)) from None
+
+
+class _DuplicateKeyError(Exception):
+    """A JSON object names a key twice (which value is meant is ambiguous)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise _DuplicateKeyError(key[:64])
+        data[key] = value
+    return data
 
 
 def _field_errors(error: cattrs.ClassValidationError) -> dict[str, str]:
