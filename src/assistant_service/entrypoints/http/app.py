@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from quart import Quart, Response, websocket
 
-from assistant_service.entrypoints.http.backpressure import BoundedWebsocketConnection
+from assistant_service.entrypoints.http.backpressure import (
+    bound_request_bodies,
+    bound_websocket_frames,
+)
 from assistant_service.entrypoints.http.correlation import (
     CorrelationMiddleware,
     correlation_id_of,
@@ -28,7 +31,8 @@ def create_app(services: Services) -> Quart:
     """
     settings = services.settings
     app = Quart("assistant_service")
-    app.asgi_websocket_class = BoundedWebsocketConnection
+    bound_websocket_frames(app)
+    bound_request_bodies(app)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         # Errors are ours to render, in tests too: never Quart's HTML traceback.
