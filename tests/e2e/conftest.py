@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import anyio
@@ -96,8 +97,11 @@ def services(settings: Settings, model: ScriptedModel, slow_tool: SlowTool) -> S
     return Services(assistant, configs, InMemorySecretRepository(values={}), settings)
 
 
-@pytest.fixture
-async def server(settings: Settings, services: Services) -> AsyncIterator[RunningServer]:
+@contextlib.asynccontextmanager
+async def _running(
+    settings: Settings, services: Services, *, signals: bool
+) -> AsyncIterator[RunningServer]:
+    """Hypercorn on a free port of 127.0.0.1; ``signals``: SIGTERM/SIGINT stop it, not ``stop``."""
     config = hypercorn_config(settings, "127.0.0.1", 0)
     sockets = config.create_sockets()
     port = sockets.insecure_sockets[0].getsockname()[1]
@@ -109,12 +113,11 @@ async def server(settings: Settings, services: Services) -> AsyncIterator[Runnin
         stop=asyncio.Event(),
         stopped=anyio.Event(),
     )
+    trigger = None if signals else running.stop.wait
 
     async def run() -> None:
         try:
-            await serve(
-                settings, config, sockets=sockets, shutdown_trigger=running.stop.wait, app=app
-            )
+            await serve(settings, config, sockets=sockets, shutdown_trigger=trigger, app=app)
         finally:
             for sock in sockets.insecure_sockets:
                 sock.close()
@@ -124,8 +127,14 @@ async def server(settings: Settings, services: Services) -> AsyncIterator[Runnin
         group.start_soon(run)
         await _wait_healthy(running.url)
         yield running
+
+
+@pytest.fixture
+async def server(settings: Settings, services: Services) -> AsyncIterator[RunningServer]:
+    async with _running(settings, services, signals=False) as running:
+        yield running
         await running.shutdown()
-    assert edge_state(app).slots.active == 0
+    assert edge_state(running.app).slots.active == 0
 
 
 @pytest.fixture
@@ -137,29 +146,7 @@ async def http(server: RunningServer) -> AsyncIterator[httpx2.AsyncClient]:
 @pytest.fixture
 async def signalled_server(settings: Settings, services: Services) -> AsyncIterator[RunningServer]:
     """The server with no stop trigger: SIGTERM and SIGINT stop it, as in production."""
-    config = hypercorn_config(settings, "127.0.0.1", 0)
-    sockets = config.create_sockets()
-    port = sockets.insecure_sockets[0].getsockname()[1]
-    app = create_app(services)
-    running = RunningServer(
-        url=f"http://127.0.0.1:{port}",
-        ws_url=f"ws://127.0.0.1:{port}/stream",
-        app=app,
-        stop=asyncio.Event(),
-        stopped=anyio.Event(),
-    )
-
-    async def run() -> None:
-        try:
-            await serve(settings, config, sockets=sockets, app=app)
-        finally:
-            for sock in sockets.insecure_sockets:
-                sock.close()
-            running.stopped.set()
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(run)
-        await _wait_healthy(running.url)
+    async with _running(settings, services, signals=True) as running:
         yield running
         with anyio.fail_after(10):
             await running.stopped.wait()
