@@ -30,12 +30,12 @@ import attrs
 import openai
 import structlog
 
-from assistant_service.adapters.llm.function_tools import function_tools, responses_tool
-from assistant_service.adapters.llm.legacy_sdk import deprecated_api
-from assistant_service.adapters.llm.openai_assistants import OpenAIAssistantsModel
-from assistant_service.adapters.llm.openai_chat import OpenAIChatModel
-from assistant_service.adapters.llm.openai_responses import OpenAIResponsesModel
-from assistant_service.adapters.llm.openai_support import make_openai_client
+from assistant_service.adapters.llm.openai._client import make_openai_client
+from assistant_service.adapters.llm.openai._tools import function_tools, responses_tool
+from assistant_service.adapters.llm.openai.assistants._legacy_sdk import deprecated_api
+from assistant_service.adapters.llm.openai.assistants._model import OpenAIAssistantsModel
+from assistant_service.adapters.llm.openai.chat._model import OpenAIChatModel
+from assistant_service.adapters.llm.openai.responses._model import OpenAIResponsesModel
 from assistant_service.domain.models import AssistantProfile
 from assistant_service.domain.steps import ModelToolCall, ToolResults, UserInput
 from assistant_service.domain.tools import OutcomeStatus, ToolCall, ToolOutcome, ToolSpec

@@ -8,6 +8,7 @@ Embed it::
 """
 
 from assistant_service.adapters.tools import FunctionToolRegistry, tool
+from assistant_service.application.service import AssistantService
 from assistant_service.domain.errors import (
     AssistantServiceError,
     ConfigurationError,
@@ -41,7 +42,6 @@ from assistant_service.domain.models import (
     Usage,
 )
 from assistant_service.domain.secrets import Secret
-from assistant_service.domain.service import AssistantService
 from assistant_service.domain.tools import OutcomeStatus, ToolCall, ToolOutcome, ToolSpec
 from assistant_service.entrypoints.bootstrap import bootstrap
 

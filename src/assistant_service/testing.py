@@ -22,15 +22,14 @@ import pytest
 
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
 from assistant_service.adapters.conversations.memory import InMemoryConversationStore
+from assistant_service.adapters.llm.offline import offline_model
 from assistant_service.adapters.llm.scripted import (
-    INTERRUPTED_OUTPUT,
     ScriptedModel,
     ScriptedStep,
     StepRequest,
     call_tool,
     call_tools,
     fail,
-    offline_model,
     reply,
 )
 from assistant_service.adapters.secrets.memory import (
@@ -38,8 +37,9 @@ from assistant_service.adapters.secrets.memory import (
     InMemorySecretRepository,
 )
 from assistant_service.adapters.tools import FunctionToolRegistry
+from assistant_service.application.service import AssistantService
 from assistant_service.domain.models import AssistantProfile
-from assistant_service.domain.service import AssistantService
+from assistant_service.domain.tools import INTERRUPTED_OUTPUT
 
 __all__ = [
     "INTERRUPTED_OUTPUT",

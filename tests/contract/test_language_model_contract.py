@@ -114,11 +114,11 @@ def responses(state: str) -> Callable[[], AbstractAsyncContextManager[Driver]]:
     @asynccontextmanager
     async def factory() -> AsyncIterator[Driver]:
         pytest.importorskip("openai")
-        from assistant_service.adapters.llm.openai_responses import (  # noqa: PLC0415
-            OpenAIResponsesModel,
-        )
-        from assistant_service.adapters.llm.openai_support import (  # noqa: PLC0415
+        from assistant_service.adapters.llm.openai._client import (  # noqa: PLC0415
             make_openai_client,
+        )
+        from assistant_service.adapters.llm.openai.responses._model import (  # noqa: PLC0415
+            OpenAIResponsesModel,
         )
         from fakeopenai import API_KEY, start_fake_openai  # noqa: PLC0415
 
@@ -198,13 +198,13 @@ def openai_backend(backend: str) -> Callable[[], AbstractAsyncContextManager[Dri
     @asynccontextmanager
     async def factory() -> AsyncIterator[Driver]:
         pytest.importorskip("openai")
-        from assistant_service.adapters.llm.openai_assistants import (  # noqa: PLC0415
-            OpenAIAssistantsModel,
-        )
-        from assistant_service.adapters.llm.openai_chat import OpenAIChatModel  # noqa: PLC0415
-        from assistant_service.adapters.llm.openai_support import (  # noqa: PLC0415
+        from assistant_service.adapters.llm.openai._client import (  # noqa: PLC0415
             make_openai_client,
         )
+        from assistant_service.adapters.llm.openai.assistants._model import (  # noqa: PLC0415
+            OpenAIAssistantsModel,
+        )
+        from assistant_service.adapters.llm.openai.chat._model import OpenAIChatModel  # noqa: PLC0415
         from fakeopenai import API_KEY, start_fake_openai  # noqa: PLC0415
 
         fake = start_fake_openai()

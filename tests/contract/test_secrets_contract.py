@@ -8,8 +8,8 @@ from assistant_service.adapters.secrets.memory import (
     EnvironmentSecretRepository,
     InMemorySecretRepository,
 )
+from assistant_service.adapters.secrets.secret_manager import SecretManagerSecretRepository
 from assistant_service.domain.errors import NotFoundError
-from assistant_service.entrypoints.production import secret_manager_repository
 from fakegcp.secret_manager import FakeSecretManager
 
 pytestmark = pytest.mark.anyio
@@ -29,7 +29,9 @@ def repository(request):
         with FakeSecretManager() as fake:
             for name, value in VALUES.items():
                 fake.add_version("proj", name, value)
-            repo = secret_manager_repository(project_id="proj", endpoint=fake.endpoint)
+            repo = SecretManagerSecretRepository.from_environment(
+                project_id="proj", endpoint=fake.endpoint
+            )
             try:
                 yield repo
             finally:

@@ -8,7 +8,7 @@ import pytest
 
 openai = pytest.importorskip("openai")
 
-from assistant_service.adapters.llm.openai_support import make_openai_client  # noqa: E402
+from assistant_service.adapters.llm.openai._client import make_openai_client  # noqa: E402
 from fakeopenai import API_KEY, FakeOpenAI, start_fake_openai  # noqa: E402
 
 

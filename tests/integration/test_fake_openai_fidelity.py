@@ -17,7 +17,7 @@ import pytest
 
 openai = pytest.importorskip("openai")
 
-from assistant_service.adapters.llm.legacy_sdk import deprecated_api  # noqa: E402
+from assistant_service.adapters.llm.openai.assistants._legacy_sdk import deprecated_api  # noqa: E402
 from fakeopenai import FakeOpenAI  # noqa: E402
 from fakeopenai import turns as t  # noqa: E402
 from fakeopenai.assistants import call, calls, ended, plant_run, reply  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from assistant_service.adapters.llm.openai_support import make_openai_client
+from assistant_service.adapters.llm.openai._client import make_openai_client
 from fakeopenai import API_KEY, Raw, SSEReply, error_reply, event
 from fakeopenai import turns as t
 

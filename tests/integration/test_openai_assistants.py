@@ -9,9 +9,10 @@ import pytest
 import structlog
 
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
-from assistant_service.adapters.llm.openai_assistants import OpenAIAssistantsModel
-from assistant_service.adapters.llm.openai_support import make_openai_client
+from assistant_service.adapters.llm.openai._client import make_openai_client
+from assistant_service.adapters.llm.openai.assistants._model import OpenAIAssistantsModel
 from assistant_service.adapters.tools import FunctionToolRegistry
+from assistant_service.application.service import AssistantService
 from assistant_service.domain.errors import (
     ConfigurationError,
     ConflictError,
@@ -21,7 +22,6 @@ from assistant_service.domain.errors import (
     UpstreamUnavailableError,
 )
 from assistant_service.domain.models import AssistantProfile, Message, Role, RunLimits, Usage
-from assistant_service.domain.service import AssistantService
 from assistant_service.domain.steps import (
     ModelMessage,
     ModelTextDelta,

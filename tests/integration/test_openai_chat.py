@@ -9,13 +9,12 @@ import structlog
 
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
 from assistant_service.adapters.conversations.memory import InMemoryConversationStore
-from assistant_service.adapters.llm.openai_chat import OpenAIChatModel
-from assistant_service.adapters.llm.openai_support import make_openai_client
-from assistant_service.adapters.llm.scripted import INTERRUPTED_OUTPUT
+from assistant_service.adapters.llm.openai._client import make_openai_client
+from assistant_service.adapters.llm.openai.chat._model import OpenAIChatModel
 from assistant_service.adapters.tools import FunctionToolRegistry
+from assistant_service.application.service import AssistantService
 from assistant_service.domain.errors import NotFoundError, UpstreamError, UpstreamUnavailableError
 from assistant_service.domain.models import AssistantProfile, Message, Role, RunLimits, Usage
-from assistant_service.domain.service import AssistantService
 from assistant_service.domain.steps import (
     ModelMessage,
     ModelTextDelta,
@@ -24,7 +23,13 @@ from assistant_service.domain.steps import (
     ToolResults,
     UserInput,
 )
-from assistant_service.domain.tools import OutcomeStatus, ToolCall, ToolOutcome, ToolSpec
+from assistant_service.domain.tools import (
+    INTERRUPTED_OUTPUT,
+    OutcomeStatus,
+    ToolCall,
+    ToolOutcome,
+    ToolSpec,
+)
 from assistant_service.entrypoints.composition import services_from_settings
 from assistant_service.entrypoints.settings import load_settings
 from fakeopenai import API_KEY, SSEEvent, SSEReply, error_reply

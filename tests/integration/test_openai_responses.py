@@ -10,10 +10,10 @@ import structlog
 
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
 from assistant_service.adapters.conversations.memory import InMemoryConversationStore
-from assistant_service.adapters.llm.openai_responses import OpenAIResponsesModel
-from assistant_service.adapters.llm.openai_responses_state import INTERRUPTED_OUTPUT
-from assistant_service.adapters.llm.openai_support import make_openai_client
+from assistant_service.adapters.llm.openai._client import make_openai_client
+from assistant_service.adapters.llm.openai.responses._model import OpenAIResponsesModel
 from assistant_service.adapters.tools import FunctionToolRegistry
+from assistant_service.application.service import AssistantService
 from assistant_service.domain.errors import (
     ConfigurationError,
     InvalidInputError,
@@ -24,7 +24,6 @@ from assistant_service.domain.errors import (
 )
 from assistant_service.domain.events import TextDelta
 from assistant_service.domain.models import AssistantProfile, Message, Role, RunLimits, Usage
-from assistant_service.domain.service import AssistantService
 from assistant_service.domain.steps import (
     ModelMessage,
     ModelTextDelta,
@@ -33,7 +32,13 @@ from assistant_service.domain.steps import (
     ToolResults,
     UserInput,
 )
-from assistant_service.domain.tools import OutcomeStatus, ToolCall, ToolOutcome, ToolSpec
+from assistant_service.domain.tools import (
+    INTERRUPTED_OUTPUT,
+    OutcomeStatus,
+    ToolCall,
+    ToolOutcome,
+    ToolSpec,
+)
 from fakeopenai import API_KEY, SSEReply, error_reply, event
 from fakeopenai import turns as t
 from fakeopenai.responses import normalize_items

@@ -10,8 +10,8 @@ import pytest
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
 from assistant_service.adapters.llm.scripted import ScriptedModel
 from assistant_service.adapters.tools import FunctionToolRegistry
+from assistant_service.application.service import AssistantService
 from assistant_service.domain.models import AssistantProfile, RunLimits
-from assistant_service.domain.service import AssistantService
 
 
 class Harness:

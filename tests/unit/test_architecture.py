@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import graphlib
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import assistant_service
 
 PACKAGE = Path(assistant_service.__file__).parent
+# Nothing below the adapters may import these (DESIGN.md, the dependency rule).
 FORBIDDEN_IN_CORE = {
     "openai",
     "quart",
@@ -19,23 +21,76 @@ FORBIDDEN_IN_CORE = {
     "google",
     "httpx",
     "httpx2",
+    "redis",
     "structlog",
     "cattrs",
+    "prometheus_client",
+    "opentelemetry",
+}
+CORE_LAYERS = ("domain", "ports", "application")
+# What each layer may import of the package (entrypoints, testing and the root may import anything).
+ALLOWED = {
+    "domain": {"domain"},
+    "ports": {"domain", "ports"},
+    "application": {"domain", "ports", "application"},
+    "adapters": {"domain", "ports", "adapters"},
 }
 
 
-def imported_top_level_names(path: Path) -> set[str]:
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _is_type_checking_block(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def imports_of(path: Path, *, type_checking: bool = True) -> set[str]:
+    """Absolute names of what ``path`` imports: module level, in functions and, if asked, under TYPE_CHECKING."""
+    tree = ast.parse(path.read_text(), str(path))
+    skipped = set()
+    if not type_checking:
+        for node in ast.walk(tree):
+            if _is_type_checking_block(node):
+                skipped.update(id(child) for child in ast.walk(node))
+    package = (
+        module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    )
     names = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{base}" if base else anchor
+            for alias in node.names:
+                # ``from package import module`` imports the module.
+                candidate = f"{base}.{alias.name}"
+                names.add(candidate if candidate in MODULES else base)
     return names
 
 
-@pytest.mark.parametrize("layer", ["domain", "ports"])
-def test_domain_and_ports_import_no_vendor_package(layer):
+def layer_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in {*CORE_LAYERS, "adapters"} else None
+
+
+def imported_top_level_names(path: Path) -> set[str]:
+    return {name.split(".")[0] for name in imports_of(path)}
+
+
+@pytest.mark.parametrize("layer", CORE_LAYERS)
+def test_the_core_layers_import_no_vendor_package(layer):
     files = sorted((PACKAGE / layer).rglob("*.py"))
     assert files, f"no modules found under {layer}/"
     offenders = {
@@ -45,19 +100,51 @@ def test_domain_and_ports_import_no_vendor_package(layer):
     assert {path: names for path, names in offenders.items() if names} == {}
 
 
-def test_the_ports_import_nothing_but_the_domain_and_stdlib():
-    for path in sorted((PACKAGE / "ports").rglob("*.py")):
-        own = {
-            node.module
-            for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, ast.ImportFrom)
-            and node.module
-            and node.module.startswith("assistant_service")
-        }
-        assert all(
-            module.startswith(("assistant_service.domain", "assistant_service.ports"))
-            for module in own
-        ), (path, own)
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_each_layer_imports_only_the_layers_beneath_it(layer):
+    # domain <- ports <- application; adapters import domain and ports; even under TYPE_CHECKING.
+    files = sorted((PACKAGE / layer).rglob("*.py"))
+    assert files, f"no modules found under {layer}/"
+    offenders = {}
+    for path in files:
+        own = {name for name in imports_of(path) if name.startswith("assistant_service")}
+        wrong = sorted(name for name in own if layer_of(name) not in ALLOWED[layer])
+        if wrong:
+            offenders[str(path.relative_to(PACKAGE))] = wrong
+    assert offenders == {}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """A cycle of ``graph`` (as graphlib reports it), or [] when there is none."""
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as error:
+        return list(error.args[1])
+    return []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert set(_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}})) == {"a", "b", "c"}
+    assert _cycle({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_between_the_package_modules():
+    # Runtime imports only (module level and in functions): TYPE_CHECKING imports never run.
+    graph = {
+        name: {i for i in imports_of(path, type_checking=False) if i in MODULES and i != name}
+        for name, path in MODULES.items()
+    }
+    assert _cycle(graph) == []
+
+
+def test_no_module_imports_the_package_through_importlib():
+    # Lazy imports are plain function-local imports, which mypy and this test can see.
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in MODULES.values()
+        if 'import_module("assistant_service' in path.read_text()
+    ]
+    assert offenders == []
 
 
 def test_the_core_imports_without_any_extra():
@@ -86,7 +173,7 @@ def test_all_is_sorted_and_complete():
     public = {name for name in dir(assistant_service) if not name.startswith("_")}
     exported = set(assistant_service.__all__)
     assert assistant_service.__all__ == sorted(assistant_service.__all__)
-    modules = {"adapters", "domain", "entrypoints", "ports", "testing"}
+    modules = {"adapters", "application", "domain", "entrypoints", "ports", "testing"}
     assert public - modules == exported
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assistant_service.adapters.llm.chat_history import (
+from assistant_service.adapters.llm.openai.chat._history import (
     history_messages,
     pending_calls,
     request_messages,
 )
-from assistant_service.adapters.llm.scripted import INTERRUPTED_OUTPUT
 from assistant_service.domain.models import Message, Role
+from assistant_service.domain.tools import INTERRUPTED_OUTPUT
 
 
 def user(text="hi"):

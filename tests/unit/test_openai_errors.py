@@ -12,15 +12,15 @@ httpx2 = pytest.importorskip("httpx2")
 
 import structlog  # noqa: E402
 
-from assistant_service.adapters.llm.openai_errors import (  # noqa: E402
-    redact,
-    retry_after,
-    translate_openai_errors,
-)
-from assistant_service.adapters.llm.openai_support import (  # noqa: E402
+from assistant_service.adapters.llm.openai._client import (  # noqa: E402
     correlation_id,
     make_openai_client,
     upstream_headers,
+)
+from assistant_service.adapters.llm.openai._errors import (  # noqa: E402
+    redact,
+    retry_after,
+    translate_openai_errors,
 )
 from assistant_service.domain.errors import (  # noqa: E402
     NotFoundError,

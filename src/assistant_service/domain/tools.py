@@ -8,6 +8,10 @@ from typing import Any
 
 import attrs
 
+# What every language-model adapter answers for a tool call whose run died before
+# it finished (the language-model port's contract), so the model can carry on.
+INTERRUPTED_OUTPUT = '{"error": "interrupted: the run ended before this tool call finished"}'
+
 
 @attrs.frozen
 class ToolSpec:

@@ -7,10 +7,10 @@ from types import ModuleType
 from typing import Any
 
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
-from assistant_service.adapters.llm.scripted import offline_model
+from assistant_service.adapters.llm.offline import offline_model
 from assistant_service.adapters.tools import FunctionToolRegistry, demo
+from assistant_service.application.service import AssistantService
 from assistant_service.domain.models import AssistantProfile
-from assistant_service.domain.service import AssistantService
 from assistant_service.ports.config import AssistantConfigRepository
 from assistant_service.ports.language_model import LanguageModel
 from assistant_service.ports.tools import ToolRegistry

@@ -2,23 +2,24 @@
 
 Development (the default) holds the demo assistant in memory and answers with
 the offline model unless an API key is set. Production reads assistant
-profiles from the bucket and the API key from Secret Manager. Adapters that
-need an extra (openai, google-cloud-*) are imported here, inside the functions,
-so the service starts without the extras it does not use.
+profiles from a Cloud Storage bucket and the API key from Secret Manager
+(credentials from Application Default Credentials: ``GOOGLE_APPLICATION_CREDENTIALS``
+or the metadata server on Cloud Run). Adapters that need an extra (openai,
+google-cloud-*) are imported inside the functions that use them, so the service
+starts without the extras it does not use.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio
 
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
 from assistant_service.adapters.conversations.memory import InMemoryConversationStore
-from assistant_service.adapters.llm.scripted import offline_model
+from assistant_service.adapters.llm.offline import offline_model
 from assistant_service.adapters.secrets.memory import InMemorySecretRepository
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.domain.errors import ConfigurationError, NotFoundError
@@ -30,6 +31,10 @@ from assistant_service.ports.config import AssistantConfigRepository
 from assistant_service.ports.language_model import LanguageModel
 from assistant_service.ports.secrets import SecretRepository
 from assistant_service.ports.tools import ToolRegistry
+
+if TYPE_CHECKING:
+    from assistant_service.adapters.config.gcs import GcsConfigRepository
+    from assistant_service.adapters.secrets.secret_manager import SecretManagerSecretRepository
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +119,7 @@ async def _model(
             f"set {where} (secret {settings.openai_api_key_secret!r})"
         ) from None
     try:
-        openai_support = importlib.import_module("assistant_service.adapters.llm.openai_support")
+        from assistant_service.adapters.llm import openai as openai_models  # noqa: PLC0415
     except ImportError as error:
         raise ConfigurationError(
             f"LLM_BACKEND={settings.backend.value} needs the openai extra: "
@@ -124,43 +129,29 @@ async def _model(
     async def current_key() -> str:
         return (await secrets.get(name)).reveal()
 
-    client = openai_support.make_openai_client(
+    client = openai_models.make_openai_client(
         api_key=current_key,
         base_url=settings.openai_base_url,
         timeout=settings.openai_timeout,
         max_retries=settings.openai_max_retries,
     )
     closers.append(client.close)
-    return _openai_model(settings, client)
-
-
-def _openai_model(settings: Settings, client: Any) -> LanguageModel:
-    # The hook for each OpenAI backend: its module is imported only when chosen.
     backend = settings.backend
     if backend is LLMBackend.RESPONSES:
-        responses = importlib.import_module("assistant_service.adapters.llm.openai_responses")
         # RESPONSES_STATE=local keeps history here instead of in OpenAI's Conversations.
         local = settings.responses_state is ResponsesState.LOCAL
-        extra = {"store": InMemoryConversationStore()} if local else {}
-        model: LanguageModel = responses.OpenAIResponsesModel(
-            client, state=settings.responses_state.value, **extra
+        return openai_models.OpenAIResponsesModel(
+            client,
+            state=settings.responses_state.value,
+            **({"store": InMemoryConversationStore()} if local else {}),
         )
-        return model
     if backend is LLMBackend.ASSISTANTS:
-        assistants = importlib.import_module("assistant_service.adapters.llm.openai_assistants")
         # Threads made by the original service carry no assistant id: ASSISTANT_ID's.
-        legacy: LanguageModel = assistants.OpenAIAssistantsModel(
+        return openai_models.OpenAIAssistantsModel(
             client=client, default_assistant_id=settings.assistant_id
         )
-        return legacy
-    if backend is LLMBackend.CHAT:
-        chat = importlib.import_module("assistant_service.adapters.llm.openai_chat")
-        # Compatible servers keep no conversations: the history lives in this process.
-        compatible: LanguageModel = chat.OpenAIChatModel(
-            client=client, store=InMemoryConversationStore()
-        )
-        return compatible
-    raise ConfigurationError(f"LLM_BACKEND={backend.value} is not available in this build")
+    # LLM_BACKEND=chat: compatible servers keep no conversations, the history lives here.
+    return openai_models.OpenAIChatModel(client=client, store=InMemoryConversationStore())
 
 
 def _spec_directories(
@@ -175,18 +166,60 @@ def _spec_directories(
     return load_spec_directories(root, registry=registry)
 
 
-def _production_repositories(
-    settings: Settings, closers: list[Closer]
-) -> tuple[AssistantConfigRepository, SecretRepository]:
-    """Profiles from the bucket, secrets from Secret Manager (the ``gcp`` extra)."""
+def production_repositories(  # noqa: PLR0913 - the settings it needs, all keyword-only
+    *,
+    project_id: str,
+    bucket_id: str,
+    secret_name: str,
+    secret_manager_endpoint: str | None = None,
+    config_ttl: float,
+    secret_ttl: float,
+) -> tuple[GcsConfigRepository, SecretManagerSecretRepository]:
+    """Profiles in a Cloud Storage bucket and secrets in Secret Manager (the ``gcp`` extra).
+
+    ``secret_name`` is checked here only for presence: :func:`services_from_settings`
+    reads it at start-up and in readiness, where a missing secret or a denied
+    permission is reported by name. Both repositories have a ``close()`` to call
+    on shut-down. Raises ``ConfigurationError`` naming what is missing or wrong.
+    """
+    missing = [
+        name
+        for name, value in (
+            ("PROJECT_ID", project_id),
+            ("BUCKET_ID", bucket_id),
+            ("the secret name", secret_name),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigurationError(f"production needs {', '.join(missing)}")
     try:
-        production = importlib.import_module("assistant_service.entrypoints.production")
+        from assistant_service.adapters.config.gcs import GcsConfigRepository  # noqa: PLC0415
+        from assistant_service.adapters.secrets.secret_manager import (  # noqa: PLC0415
+            SecretManagerSecretRepository,
+        )
     except ImportError as error:
         raise ConfigurationError(
             "ENVIRONMENT=production needs the gcp extra: "
             f"pip install 'assistant-service[gcp]' ({error})"
         ) from None
-    configs, secrets = production.production_adapters(
+    configs = GcsConfigRepository.from_environment(
+        bucket_id=bucket_id, project_id=project_id, ttl=config_ttl
+    )
+    try:
+        secrets = SecretManagerSecretRepository.from_environment(
+            project_id=project_id, endpoint=secret_manager_endpoint, ttl=secret_ttl
+        )
+    except BaseException:
+        configs.close()
+        raise
+    return configs, secrets
+
+
+def _production_repositories(
+    settings: Settings, closers: list[Closer]
+) -> tuple[AssistantConfigRepository, SecretRepository]:
+    configs, secrets = production_repositories(
         project_id=settings.project_id or "",
         bucket_id=settings.bucket_id or "",
         secret_name=settings.openai_api_key_secret,
@@ -196,6 +229,4 @@ def _production_repositories(
     )
     # Their clients' close() blocks: run it off the event loop at shutdown.
     closers.extend(partial(anyio.to_thread.run_sync, r.close) for r in (configs, secrets))
-    typed_configs: AssistantConfigRepository = configs
-    typed_secrets: SecretRepository = secrets
-    return typed_configs, typed_secrets
+    return configs, secrets

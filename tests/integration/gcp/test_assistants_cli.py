@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant_service.entrypoints import cli
-from assistant_service.entrypoints.assistants_cli import add_commands, main
+from assistant_service.entrypoints.cli import main as cli
+from assistant_service.entrypoints.cli.assistants import add_commands, main
 from fakegcp.openai_assistants import FakeAssistantsApi
 
 EXAMPLE = Path(__file__).parents[3] / "assistants" / "weather"

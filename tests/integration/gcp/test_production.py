@@ -1,4 +1,4 @@
-"""production_adapters: the real clients, configured from the environment, against the fakes."""
+"""production_repositories: the real clients, configured from the environment, against the fakes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from assistant_service.adapters.config.gcs import GcsConfigRepository
 from assistant_service.adapters.secrets.secret_manager import SecretManagerSecretRepository
 from assistant_service.domain.errors import ConfigurationError
 from assistant_service.domain.models import AssistantProfile
-from assistant_service.entrypoints.production import production_adapters
+from assistant_service.entrypoints.composition import production_repositories
 
 pytestmark = pytest.mark.anyio
 
@@ -22,7 +22,7 @@ def adapters(bucket, fake, **overrides):
         "config_ttl": 60.0,
         "secret_ttl": 300.0,
     } | overrides
-    return production_adapters(**settings)
+    return production_repositories(**settings)
 
 
 async def test_it_reads_profiles_from_the_bucket_and_the_key_from_secret_manager(

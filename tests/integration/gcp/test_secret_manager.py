@@ -18,7 +18,6 @@ from assistant_service.domain.errors import (
     UpstreamError,
     UpstreamUnavailableError,
 )
-from assistant_service.entrypoints.production import secret_manager_repository
 from fakegcp._http import closed_port_url
 
 pytestmark = pytest.mark.anyio
@@ -29,7 +28,9 @@ VALUE = "sk-live-abcdef123456"
 
 @pytest.fixture
 def repository(fake_secret_manager, clock):
-    base = secret_manager_repository(project_id=PROJECT, endpoint=fake_secret_manager.endpoint)
+    base = SecretManagerSecretRepository.from_environment(
+        project_id=PROJECT, endpoint=fake_secret_manager.endpoint
+    )
     repository = SecretManagerSecretRepository(
         client=base.client, project_id=PROJECT, ttl=60.0, retry_timeout=0.3, clock=clock
     )
@@ -113,7 +114,9 @@ async def test_non_utf8_secrets_are_a_configuration_error(repository, fake_secre
 
 
 async def test_an_unreachable_endpoint_is_upstream_unavailable():
-    repository = secret_manager_repository(project_id=PROJECT, endpoint=closed_port_url())
+    repository = SecretManagerSecretRepository.from_environment(
+        project_id=PROJECT, endpoint=closed_port_url()
+    )
     repository.retry_timeout = 0.2
     try:
         with pytest.raises(UpstreamUnavailableError):

@@ -20,8 +20,8 @@ from assistant_service.adapters.llm.offline import offline_reply
 from assistant_service.adapters.llm.scripted import ScriptedModel
 from assistant_service.adapters.secrets.memory import InMemorySecretRepository
 from assistant_service.adapters.tools import FunctionToolRegistry
+from assistant_service.application.service import AssistantService
 from assistant_service.domain.models import AssistantProfile, RunLimits
-from assistant_service.domain.service import AssistantService
 from assistant_service.entrypoints.http.app import create_app
 from assistant_service.entrypoints.http.services import Services
 from assistant_service.entrypoints.logs import configure_logging

@@ -11,7 +11,7 @@ import structlog
 from http_support import start
 
 from assistant_service.adapters.llm.scripted import ScriptedModel, call_tool, call_tools, reply
-from assistant_service.domain.service import AssistantService
+from assistant_service.application.service import AssistantService
 from assistant_service.entrypoints.http.app import create_app
 
 pytestmark = pytest.mark.anyio

@@ -68,6 +68,28 @@ class GcsConfigRepository:
     _missing: TtlCache[str, str] = attrs.field(init=False, repr=False)
     _listing: TtlCache[None, builtins.list[AssistantProfile]] = attrs.field(init=False, repr=False)
 
+    @classmethod
+    def from_environment(
+        cls, *, bucket_id: str, project_id: str | None = None, ttl: float = 60.0
+    ) -> GcsConfigRepository:
+        """A bucket's profiles, through a storage client built from the environment.
+
+        Credentials come from Application Default Credentials
+        (``GOOGLE_APPLICATION_CREDENTIALS``, the metadata server on Cloud Run);
+        ``STORAGE_EMULATOR_HOST`` is honoured by the client itself. Raises
+        ``ConfigurationError`` when no bucket is named or no credentials can be found.
+        """
+        if not bucket_id:
+            raise ConfigurationError("BUCKET_ID is required to read profiles from Cloud Storage")
+        try:
+            client = Client(project=project_id)
+        except VENDOR_ERRORS as e:
+            raise ConfigurationError(
+                f"cannot create the Cloud Storage client: {describe(e)}; set "
+                "GOOGLE_APPLICATION_CREDENTIALS or run with a service account"
+            ) from e
+        return cls(client=client, bucket_id=bucket_id, ttl=ttl)
+
     def __attrs_post_init__(self) -> None:
         _stop_bucket_metadata_threads(self.client)
         self._profiles = TtlCache(self.ttl, clock=self.clock)

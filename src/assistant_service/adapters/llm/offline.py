@@ -10,22 +10,25 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from assistant_service.adapters.conversations.memory import InMemoryConversationStore
+from assistant_service.adapters.llm.scripted import ScriptedModel, ScriptedStep, StepRequest
 from assistant_service.domain.models import Message, Usage
 from assistant_service.domain.steps import ToolResults
 from assistant_service.domain.tools import ToolCall, ToolSpec
-
-if TYPE_CHECKING:
-    from assistant_service.adapters.llm.scripted import ScriptedStep, StepRequest
+from assistant_service.ports.conversations import ConversationStore
 
 _ASSIGNMENT = re.compile(r"""(\w+)=("[^"]*"|'[^']*'|\S+)""")
 _MAX_CALLS = 3
 
 
-def offline_reply(request: StepRequest, _history: list[Message]) -> ScriptedStep:
-    from assistant_service.adapters.llm.scripted import ScriptedStep  # noqa: PLC0415 -- cycle
+def offline_model(store: ConversationStore | None = None) -> ScriptedModel:
+    """The offline demo model: streams its replies and calls a tool the user names."""
+    return ScriptedModel(store=store or InMemoryConversationStore(), responder=offline_reply)
 
+
+def offline_reply(request: StepRequest, _history: list[Message]) -> ScriptedStep:
     step = request.step
     if isinstance(step, ToolResults):
         lines = [f"{o.call.name} returned {o.output}" for o in step.outcomes]

@@ -11,7 +11,6 @@ import anyio
 import attrs
 
 from assistant_service.adapters.conversations.memory import InMemoryConversationStore
-from assistant_service.adapters.llm.offline import offline_reply
 from assistant_service.domain.errors import AssistantServiceError, UpstreamError
 from assistant_service.domain.models import (
     AssistantProfile,
@@ -30,10 +29,8 @@ from assistant_service.domain.steps import (
     ToolResults,
     UserInput,
 )
-from assistant_service.domain.tools import ToolCall, ToolSpec
+from assistant_service.domain.tools import INTERRUPTED_OUTPUT, ToolCall, ToolSpec
 from assistant_service.ports.conversations import ConversationStore
-
-INTERRUPTED_OUTPUT = '{"error": "interrupted: the run ended before this tool call finished"}'
 
 
 @attrs.frozen
@@ -115,7 +112,7 @@ class ScriptedModel:
 
     Queue steps with :meth:`script`; each model step takes the next one. When
     the script is empty, ``responder`` decides (by default the step fails with
-    ``UpstreamError``; :func:`offline_model` answers like a small demo model).
+    ``UpstreamError``; :func:`~assistant_service.adapters.llm.offline.offline_model` answers like a small demo model).
     Conversations and history live in ``store``. Tool calls left unanswered by a
     run that died are answered as interrupted on the next step.
     """
@@ -220,8 +217,3 @@ def _messages(items: list[Mapping[str, Any]]) -> list[Message]:
     return [
         Message(Role(item["role"]), item["text"]) for item in items if item.get("type") == "message"
     ]
-
-
-def offline_model(store: ConversationStore | None = None) -> ScriptedModel:
-    """The offline demo model: streams its replies and calls a tool the user names."""
-    return ScriptedModel(store=store or InMemoryConversationStore(), responder=offline_reply)

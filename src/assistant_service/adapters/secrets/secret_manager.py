@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 import attrs
@@ -21,6 +22,7 @@ import google_crc32c
 import requests
 from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as api_retry
+from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager
 
 from assistant_service.adapters.cache import Clock, TtlCache
@@ -76,6 +78,45 @@ class SecretManagerSecretRepository:
     retry_timeout: float = 30.0
     clock: Clock = time.monotonic
     _cache: TtlCache[str, Secret] = attrs.field(init=False)
+
+    @classmethod
+    def from_environment(
+        cls, *, project_id: str, endpoint: str | None = None, ttl: float = 300.0
+    ) -> SecretManagerSecretRepository:
+        """Secrets of ``project_id`` through a Secret Manager client (REST transport).
+
+        Credentials come from Application Default Credentials. ``endpoint``
+        overrides the API endpoint, e.g. a regional one
+        (``https://secretmanager.europe-west1.rep.googleapis.com``) or a local fake
+        (``http://127.0.0.1:8086``). Over plain ``http://`` no credentials are sent,
+        as the storage client does for its emulator: a token must never travel in
+        clear text. Raises ``ConfigurationError`` for a bad endpoint or no credentials.
+        """
+        if not project_id:
+            raise ConfigurationError("PROJECT_ID is required to read secrets from Secret Manager")
+        options = {}
+        credentials = None
+        if endpoint:
+            parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ConfigurationError(
+                    f"invalid Secret Manager endpoint {endpoint!r}: use https://host[:port] "
+                    "or http://host:port"
+                )
+            options["api_endpoint"] = f"{parts.scheme}://{parts.netloc}"
+            if parts.scheme == "http":
+                credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
+        try:
+            # REST, not gRPC: the same transport in production and against the local fake.
+            client = secretmanager.SecretManagerServiceClient(
+                transport="rest", client_options=options or None, credentials=credentials
+            )
+        except VENDOR_ERRORS as e:
+            raise ConfigurationError(
+                f"cannot create the Secret Manager client: {describe(e)}; set "
+                "GOOGLE_APPLICATION_CREDENTIALS or run with a service account"
+            ) from e
+        return cls(client=client, project_id=project_id, ttl=ttl)
 
     def __attrs_post_init__(self) -> None:
         self._cache = TtlCache(self.ttl, clock=self.clock)

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
-from assistant_service.domain.service import AssistantService
+from assistant_service.application.service import AssistantService
 from assistant_service.entrypoints.settings import Settings
 from assistant_service.ports.config import AssistantConfigRepository
 from assistant_service.ports.secrets import SecretRepository

@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from assistant_service.adapters.llm.function_tools import tool_call
+from assistant_service.adapters.llm.openai._tools import tool_call
 from assistant_service.domain.models import Usage
 from assistant_service.domain.tools import ToolCall
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from assistant_service.adapters.llm.openai_responses_state import (
+from assistant_service.adapters.llm.openai.responses._state import (
     PreparedStep,
     message_from_item,
     step_items,

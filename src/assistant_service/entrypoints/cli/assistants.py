@@ -25,7 +25,7 @@ import attrs
 from assistant_service.adapters.config.codec import profile_to_dict
 from assistant_service.adapters.config.local import LocalDirectoryConfigRepository
 from assistant_service.adapters.config.spec_directory import AssistantSpec, load_spec_directory
-from assistant_service.adapters.llm.function_tools import responses_tool
+from assistant_service.adapters.llm.openai._tools import responses_tool
 from assistant_service.domain.errors import (
     AssistantServiceError,
     ConfigurationError,
@@ -166,7 +166,7 @@ async def _remote_id(repository: AssistantConfigRepository, assistant_id: str) -
 def _sync_remote(profile: AssistantProfile, spec: AssistantSpec) -> str:
     import openai  # noqa: PLC0415 - only the Assistants backend needs the extra
 
-    from assistant_service.adapters.config.openai_assistants import (  # noqa: PLC0415
+    from assistant_service.adapters.llm.openai.assistants.remote_assistant import (  # noqa: PLC0415
         sync_remote_assistant,
     )
 
@@ -182,11 +182,11 @@ def _repository(target: str | None) -> Iterator[tuple[AssistantConfigRepository,
     if kind == "local" and place:
         yield LocalDirectoryConfigRepository(place), target
     elif kind == "gcs" and place:
-        from assistant_service.entrypoints.production import (  # noqa: PLC0415 - gcp extra
-            gcs_config_repository,
+        from assistant_service.adapters.config.gcs import (  # noqa: PLC0415 - gcp extra
+            GcsConfigRepository,
         )
 
-        repository = gcs_config_repository(
+        repository = GcsConfigRepository.from_environment(
             bucket_id=place, project_id=os.environ.get("PROJECT_ID") or None, ttl=0
         )
         try:

@@ -13,7 +13,10 @@ import attrs
 from openai import AsyncOpenAI, omit
 
 from assistant_service.adapters.conversations.memory import InMemoryConversationStore
-from assistant_service.adapters.llm.chat_history import (
+from assistant_service.adapters.llm.openai._calls import StepGuard, malformed, upstream_call
+from assistant_service.adapters.llm.openai._client import upstream_headers
+from assistant_service.adapters.llm.openai._tools import function_tools
+from assistant_service.adapters.llm.openai.chat._history import (
     history_messages,
     interrupted_replies,
     pending_calls,
@@ -21,14 +24,11 @@ from assistant_service.adapters.llm.chat_history import (
     tool_reply,
     user_message,
 )
-from assistant_service.adapters.llm.chat_stream import (
+from assistant_service.adapters.llm.openai.chat._stream import (
     USABLE_FINISH,
     ChatStepAssembler,
     MalformedChunkError,
 )
-from assistant_service.adapters.llm.function_tools import function_tools
-from assistant_service.adapters.llm.openai_calls import StepGuard, malformed, upstream_call
-from assistant_service.adapters.llm.openai_support import upstream_headers
 from assistant_service.domain.errors import UpstreamError
 from assistant_service.domain.models import AssistantProfile, Conversation, Message
 from assistant_service.domain.steps import (

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from assistant_service.adapters.llm.openai_errors import redact
+from assistant_service.adapters.llm.openai._errors import redact
 from assistant_service.adapters.tools.naming import from_wire_name
 from assistant_service.domain.errors import UpstreamError, UpstreamUnavailableError
 from assistant_service.domain.models import Usage

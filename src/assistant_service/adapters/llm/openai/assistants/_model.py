@@ -15,19 +15,19 @@ from typing import Any, cast
 import attrs
 from openai import AsyncOpenAI, omit
 
-from assistant_service.adapters.llm.assistants_events import MalformedEventError, read_event
-from assistant_service.adapters.llm.assistants_runs import BACKEND, RunRecovery, thread_call
-from assistant_service.adapters.llm.assistants_threads import (
+from assistant_service.adapters.llm.openai._calls import StepGuard, malformed, upstream_call
+from assistant_service.adapters.llm.openai._client import upstream_headers
+from assistant_service.adapters.llm.openai._tools import function_tools
+from assistant_service.adapters.llm.openai.assistants._events import MalformedEventError, read_event
+from assistant_service.adapters.llm.openai.assistants._legacy_sdk import deprecated_api
+from assistant_service.adapters.llm.openai.assistants._runs import BACKEND, RunRecovery, thread_call
+from assistant_service.adapters.llm.openai.assistants._threads import (
     listed_message,
     remote_id,
     thread_conversation,
     thread_metadata,
     timestamp,
 )
-from assistant_service.adapters.llm.function_tools import function_tools
-from assistant_service.adapters.llm.legacy_sdk import deprecated_api
-from assistant_service.adapters.llm.openai_calls import StepGuard, malformed, upstream_call
-from assistant_service.adapters.llm.openai_support import upstream_headers
 from assistant_service.domain.errors import (
     UpstreamError,
 )

@@ -13,10 +13,10 @@ import attrs
 import openai
 import structlog
 
-from assistant_service.adapters.llm.assistants_events import ACTIVE_STATUSES
-from assistant_service.adapters.llm.legacy_sdk import deprecated_api
-from assistant_service.adapters.llm.openai_calls import upstream_call
-from assistant_service.adapters.llm.openai_support import upstream_headers
+from assistant_service.adapters.llm.openai._calls import upstream_call
+from assistant_service.adapters.llm.openai._client import upstream_headers
+from assistant_service.adapters.llm.openai.assistants._events import ACTIVE_STATUSES
+from assistant_service.adapters.llm.openai.assistants._legacy_sdk import deprecated_api
 from assistant_service.domain.errors import (
     ConflictError,
     UpstreamError,

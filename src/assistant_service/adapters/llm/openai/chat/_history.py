@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from assistant_service.adapters.llm.scripted import INTERRUPTED_OUTPUT
 from assistant_service.domain.models import Message, Role
+from assistant_service.domain.tools import INTERRUPTED_OUTPUT
 
 Item = Mapping[str, Any]
 

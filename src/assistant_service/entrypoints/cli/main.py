@@ -2,22 +2,21 @@
 
 Each command group lives in its own module with an ``add_commands(subparsers)``
 function that adds its subcommands and sets ``handler`` (``args -> exit code``);
-add a group by listing its module in :data:`COMMAND_MODULES`.
+add a group by listing its module in :data:`COMMAND_MODULES`. The modules import
+their extras (Hypercorn, the Google clients) only when a command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from assistant_service.domain.errors import AssistantServiceError
+from assistant_service.entrypoints.cli import assistants, serve
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "assistant_service.entrypoints.serve",
-    "assistant_service.entrypoints.assistants_cli",
-)
+COMMAND_MODULES: tuple[ModuleType, ...] = (serve, assistants)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,8 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="A tool-using AI assistant behind HTTP and WebSocket.",
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).add_commands(subparsers)
+    for module in COMMAND_MODULES:
+        module.add_commands(subparsers)
     return parser
 
 
@@ -50,7 +49,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from assistant_service.application.run_loop import new_run_id, run_turn
 from assistant_service.domain.errors import ConflictError, InvalidInputError
 from assistant_service.domain.events import RunCompleted, RunEvent, RunFailed
 from assistant_service.domain.models import AssistantProfile, Conversation, Message, RunResult
-from assistant_service.domain.run_loop import new_run_id, run_turn
 
 if TYPE_CHECKING:
     from assistant_service.ports.config import AssistantConfigRepository

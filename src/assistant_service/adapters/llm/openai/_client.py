@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import openai
 import structlog
 
-from assistant_service.adapters.llm.openai_errors import (
+from assistant_service.adapters.llm.openai._errors import (
     redact,
     retry_after,
     status_error,

@@ -14,14 +14,9 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
-from assistant_service.adapters.llm.scripted import (
-    INTERRUPTED_OUTPUT as SCRIPTED_INTERRUPTED_OUTPUT,
-)
 from assistant_service.domain.models import AssistantProfile, Conversation, Message, Role
 from assistant_service.domain.steps import StepInput, ToolResults, UserInput
-
-# The same words as the scripted model's, so every adapter answers alike.
-INTERRUPTED_OUTPUT = SCRIPTED_INTERRUPTED_OUTPUT
+from assistant_service.domain.tools import INTERRUPTED_OUTPUT
 
 K = TypeVar("K")
 V = TypeVar("V")

@@ -22,19 +22,19 @@ from typing import Any, Literal
 import attrs
 import openai
 
-from assistant_service.adapters.llm.openai_errors import translate_openai_errors
-from assistant_service.adapters.llm.openai_responses_state import (
+from assistant_service.adapters.llm.openai._client import (
+    log_upstream_call,
+    metadata_strings,
+    upstream_headers,
+)
+from assistant_service.adapters.llm.openai._errors import translate_openai_errors
+from assistant_service.adapters.llm.openai.responses._state import (
     BoundedMap,
     PreparedStep,
     interrupted_outputs,
     message_from_item,
     step_items,
     unanswered_calls,
-)
-from assistant_service.adapters.llm.openai_support import (
-    log_upstream_call,
-    metadata_strings,
-    upstream_headers,
 )
 from assistant_service.domain.errors import InvalidInputError, NotFoundError
 from assistant_service.domain.models import AssistantProfile, Conversation, Message

@@ -24,20 +24,20 @@ import openai
 import structlog
 
 from assistant_service.adapters.conversations.memory import InMemoryConversationStore
-from assistant_service.adapters.llm.function_tools import responses_tool
-from assistant_service.adapters.llm.openai_errors import translate_openai_errors
-from assistant_service.adapters.llm.openai_responses_conversations import ServerConversations
-from assistant_service.adapters.llm.openai_responses_events import (
-    MalformedEventError,
-    ResponseStepTranslator,
-)
-from assistant_service.adapters.llm.openai_responses_local import LocalConversations
-from assistant_service.adapters.llm.openai_responses_state import PreparedStep, ResponsesState
-from assistant_service.adapters.llm.openai_support import (
+from assistant_service.adapters.llm.openai._client import (
     correlation_id,
     log_upstream_call,
     upstream_headers,
 )
+from assistant_service.adapters.llm.openai._errors import translate_openai_errors
+from assistant_service.adapters.llm.openai._tools import responses_tool
+from assistant_service.adapters.llm.openai.responses._conversations import ServerConversations
+from assistant_service.adapters.llm.openai.responses._events import (
+    MalformedEventError,
+    ResponseStepTranslator,
+)
+from assistant_service.adapters.llm.openai.responses._local import LocalConversations
+from assistant_service.adapters.llm.openai.responses._state import PreparedStep, ResponsesState
 from assistant_service.domain.errors import (
     AssistantServiceError,
     ConfigurationError,

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import attrs
 import structlog
 
-from assistant_service.adapters.llm.openai_support import (
+from assistant_service.adapters.llm.openai._client import (
     log_upstream_call,
     translate_openai_errors,
 )

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
+from assistant_service.application.tool_invocation import invoke_round
 from assistant_service.domain.errors import AssistantServiceError, RunLimitError
 from assistant_service.domain.events import (
     MessageCompleted,
@@ -36,7 +37,6 @@ from assistant_service.domain.steps import (
     ToolResults,
     UserInput,
 )
-from assistant_service.domain.tool_invocation import invoke_round
 from assistant_service.domain.tools import ToolCall, ToolOutcome
 
 if TYPE_CHECKING:

@@ -1,0 +1,1 @@
+"""The legacy Assistants API (threads and runs): private modules, and the remote-assistant sync."""

@@ -1,0 +1,1 @@
+"""Chat Completions, for any OpenAI-compatible server: private modules."""

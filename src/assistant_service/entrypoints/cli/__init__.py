@@ -1,0 +1,1 @@
+"""The ``assistant-service`` command line: ``main`` parses, ``serve`` and ``assistants`` add commands."""
