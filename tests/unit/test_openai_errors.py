@@ -12,8 +12,8 @@ httpx2 = pytest.importorskip("httpx2")
 
 import structlog  # noqa: E402
 
+from assistant_service.adapters.correlation import current_correlation_id  # noqa: E402
 from assistant_service.adapters.llm.openai._client import (  # noqa: E402
-    correlation_id,
     make_openai_client,
     upstream_headers,
 )
@@ -155,9 +155,9 @@ def test_upstream_headers_carry_a_usable_correlation_id_only():
     assert upstream_headers() == {}
     with structlog.contextvars.bound_contextvars(correlation_id="req-42"):
         assert upstream_headers() == {"X-Client-Request-Id": "req-42"}
-    for unusable in ["", "é-not-ascii", "x" * 513, "line\nbreak", 42]:
+    for unusable in ["", "é-not-ascii", "x" * 129, "line\nbreak", 42]:
         with structlog.contextvars.bound_contextvars(correlation_id=unusable):
-            assert correlation_id() is None
+            assert current_correlation_id() is None
 
 
 @pytest.mark.anyio

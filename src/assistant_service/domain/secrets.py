@@ -1,8 +1,19 @@
-"""The secret value type: holds a value and never shows it."""
+"""The secret value type, which never shows its value, and the mask for key-shaped text."""
 
 from __future__ import annotations
 
+import re
+
 import attrs
+
+# OpenAI keys (sk-..., sk-proj-...) and bearer tokens inside free text: upstream
+# messages and log lines may echo them. The one definition every layer masks with.
+KEY_SHAPED = re.compile(r"(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-*]*|(Bearer\s+)\S+", re.IGNORECASE)
+
+
+def mask_key_shaped(text: str) -> str:
+    """``text`` with anything shaped like an API key or bearer token cut to ``sk-abcd***``."""
+    return KEY_SHAPED.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
 
 
 @attrs.frozen(repr=False)

@@ -2,7 +2,7 @@
 
 Every line carries the bound context (``correlation_id``), a timestamp and a
 level; JSON lines add ``severity`` and ``message`` for Cloud Logging. Values of
-keys that look secret are redacted, and so is anything shaped like an API key,
+keys that look secret are redacted, and anything shaped like an API key is masked,
 as a second line of defence behind the :class:`~assistant_service.domain.secrets.Secret` type.
 """
 
@@ -17,12 +17,11 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from assistant_service.domain.secrets import mask_key_shaped
 from assistant_service.entrypoints.settings import LogFormat, LogStream, Settings
 
 REDACTED = "[REDACTED]"
 _SECRET_KEY = re.compile(r"api[_-]?key|authorization|token|secret|password|cookie", re.IGNORECASE)
-# OpenAI-style keys ("sk-...", "sk-proj-...") and bearer credentials inside free text.
-_SECRET_TEXT = re.compile(r"\b(sk-[A-Za-z0-9_-]{6,}|Bearer\s+[A-Za-z0-9._~+/=-]{6,})")
 _HANDLER_NAME = "assistant_service"
 
 
@@ -43,7 +42,7 @@ def _redact_mapping(mapping: MutableMapping[str, Any]) -> MutableMapping[str, An
 
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _SECRET_TEXT.sub(REDACTED, value)
+        return mask_key_shaped(value)
     if isinstance(value, dict):
         return _redact_mapping(dict(value))
     if isinstance(value, (list, tuple)):

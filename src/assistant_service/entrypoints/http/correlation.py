@@ -24,9 +24,11 @@ import anyio
 import attrs
 import structlog
 
+from assistant_service.adapters.correlation import is_valid_correlation_id
+
 HEADER = "X-Correlation-ID"
 SCOPE_KEY = "assistant_service.correlation_id"
-MAX_LENGTH = 128
+
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,11 +38,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 access_log = structlog.get_logger("assistant_service.access")
-
-
-def is_valid(value: str) -> bool:
-    """1 to 128 printable ASCII characters (so it is safe in headers and log lines)."""
-    return 0 < len(value) <= MAX_LENGTH and all(" " <= char <= "~" for char in value)
 
 
 def new_correlation_id() -> str:
@@ -53,7 +50,7 @@ def from_headers(headers: list[tuple[bytes, bytes]]) -> str:
     for name, value in headers:
         if name.lower() == wanted:
             text = value.decode("latin-1").strip()
-            if is_valid(text):
+            if is_valid_correlation_id(text):
                 return text
     return new_correlation_id()
 

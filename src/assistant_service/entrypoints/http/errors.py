@@ -15,10 +15,10 @@ import logging
 import re
 from typing import Any
 
-import structlog
 from quart import Quart, Response
 from werkzeug.exceptions import HTTPException
 
+from assistant_service.adapters.correlation import current_correlation_id
 from assistant_service.domain.errors import (
     AssistantServiceError,
     ConflictError,
@@ -73,8 +73,7 @@ def status_of(error: AssistantServiceError) -> int:
 
 
 def correlation_id() -> str:
-    value = structlog.contextvars.get_contextvars().get("correlation_id")
-    return value if isinstance(value, str) else "unknown"
+    return current_correlation_id() or "unknown"
 
 
 def error_response(

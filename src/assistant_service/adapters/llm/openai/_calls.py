@@ -49,10 +49,14 @@ def upstream_call(
         )
 
 
-def malformed(backend: str, what: str, detail: str) -> UpstreamError:
+class MalformedEventError(UpstreamError):
+    """An upstream event, chunk or item this adapter cannot read: the step fails cleanly."""
+
+
+def malformed(backend: str, what: str, detail: str) -> MalformedEventError:
     """Log a malformed upstream event and return the error that ends the step."""
     log.error("llm.malformed_event", backend=backend, kind=what, detail=detail[:500])
-    return UpstreamError(f"the model server sent a malformed {what}: the step was abandoned")
+    return MalformedEventError(f"the model server sent a malformed {what}: the step was abandoned")
 
 
 @attrs.define

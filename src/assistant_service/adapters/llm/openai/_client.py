@@ -12,11 +12,12 @@ later is never retried, the step fails instead.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 
 import openai
 import structlog
 
+from assistant_service.adapters.correlation import current_correlation_id
 from assistant_service.adapters.llm.openai._errors import (
     redact,
     retry_after,
@@ -48,8 +49,6 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_MAX_RETRIES = 2
 
 CORRELATION_HEADER = "X-Client-Request-Id"
-# OpenAI accepts printable ASCII, at most 512 characters, in X-Client-Request-Id.
-_MAX_CORRELATION_ID = 512
 
 log = structlog.get_logger("assistant_service.openai")
 
@@ -80,32 +79,12 @@ def make_openai_client(
     )
 
 
-def correlation_id() -> str | None:
-    """The correlation id the HTTP layer bound in ``structlog.contextvars``, if usable."""
-    value = structlog.contextvars.get_contextvars().get("correlation_id")
-    if (
-        isinstance(value, str)
-        and 0 < len(value) <= _MAX_CORRELATION_ID
-        and value.isascii()
-        and value.isprintable()
-    ):
-        return value
-    return None
-
-
 def upstream_headers() -> dict[str, str]:
     """Per-request headers for the SDK's ``extra_headers``: the correlation id, when bound."""
-    current = correlation_id()
+    current = current_correlation_id()
     return {CORRELATION_HEADER: current} if current is not None else {}
 
 
 def log_upstream_call(operation: str, **fields: object) -> None:
     """Log one upstream call, with the correlation id (also when contextvars are not merged)."""
-    log.info("openai.call", operation=operation, correlation_id=correlation_id(), **fields)
-
-
-def metadata_strings(metadata: Mapping[str, object] | object) -> dict[str, str]:
-    """The string entries of an upstream ``metadata`` object (it is typed ``object``)."""
-    if not isinstance(metadata, Mapping):
-        return {}
-    return {str(k): v for k, v in metadata.items() if isinstance(v, str)}
+    log.info("openai.call", operation=operation, correlation_id=current_correlation_id(), **fields)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import email.utils
 import math
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,11 +31,10 @@ from assistant_service.domain.errors import (
     UpstreamError,
     UpstreamUnavailableError,
 )
+from assistant_service.domain.secrets import mask_key_shaped
 
 _UNAVAILABLE_STATUSES = frozenset({429, 503})
 _MAX_MESSAGE = 300
-# OpenAI keys (sk-..., sk-proj-...) and bearer tokens; upstream messages may echo them.
-_SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-*]*|(Bearer\s+)\S+", re.IGNORECASE)
 
 
 @contextmanager
@@ -95,7 +93,7 @@ def upstream_message(error: openai.APIError) -> str:
 
 def redact(text: str) -> str:
     """``text`` cut short, with anything shaped like an API key or bearer token masked."""
-    masked = _SECRET.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
+    masked = mask_key_shaped(text)
     return masked if len(masked) <= _MAX_MESSAGE else masked[:_MAX_MESSAGE] + "..."
 
 

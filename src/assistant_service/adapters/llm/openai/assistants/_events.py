@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from assistant_service.adapters.llm.openai._calls import MalformedEventError
 from assistant_service.adapters.llm.openai._tools import tool_call
 from assistant_service.domain.errors import UpstreamError, UpstreamUnavailableError
 from assistant_service.domain.models import Usage
@@ -27,10 +28,6 @@ _RUN_FAILURES = {
     "thread.run.cancelled": "was cancelled",
     "thread.run.incomplete": "ended incomplete",
 }
-
-
-class MalformedEventError(ValueError):
-    """An event that does not have the shape its name promises."""
 
 
 @attrs.frozen

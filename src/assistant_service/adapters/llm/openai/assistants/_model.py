@@ -15,10 +15,15 @@ from typing import Any, cast
 import attrs
 from openai import AsyncOpenAI, omit
 
-from assistant_service.adapters.llm.openai._calls import StepGuard, malformed, upstream_call
+from assistant_service.adapters.llm.openai._calls import (
+    MalformedEventError,
+    StepGuard,
+    malformed,
+    upstream_call,
+)
 from assistant_service.adapters.llm.openai._client import upstream_headers
 from assistant_service.adapters.llm.openai._tools import function_tools
-from assistant_service.adapters.llm.openai.assistants._events import MalformedEventError, read_event
+from assistant_service.adapters.llm.openai.assistants._events import read_event
 from assistant_service.adapters.llm.openai.assistants._legacy_sdk import deprecated_api
 from assistant_service.adapters.llm.openai.assistants._runs import BACKEND, RunRecovery, thread_call
 from assistant_service.adapters.llm.openai.assistants._threads import (

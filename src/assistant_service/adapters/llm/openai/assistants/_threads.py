@@ -6,11 +6,9 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from assistant_service.domain.errors import ConfigurationError, InvalidInputError
+from assistant_service.adapters.llm.openai._metadata import ASSISTANT_KEY, tagged_metadata
+from assistant_service.domain.errors import ConfigurationError
 from assistant_service.domain.models import AssistantProfile, Conversation, Message, Role
-
-ASSISTANT_KEY = "assistant_id"  # thread metadata naming our assistant profile
-MAX_METADATA_PAIRS = 16  # the API's limit, ours included
 
 
 def remote_id(profile: AssistantProfile) -> str:
@@ -29,12 +27,7 @@ def thread_metadata(profile: AssistantProfile, metadata: Mapping[str, str]) -> d
     Raises ``InvalidInputError`` (field ``metadata``) past the API's pair limit,
     before any call: the server's 400 would read as an upstream failure.
     """
-    if len(metadata) >= MAX_METADATA_PAIRS:
-        raise InvalidInputError(
-            "too much conversation metadata",
-            {"metadata": f"at most {MAX_METADATA_PAIRS - 1} keys on this backend"},
-        )
-    return {**metadata, ASSISTANT_KEY: profile.id}
+    return tagged_metadata(profile.id, metadata)
 
 
 def thread_conversation(thread: Any, default_assistant_id: str | None) -> Conversation:

@@ -13,7 +13,12 @@ import attrs
 from openai import AsyncOpenAI, omit
 
 from assistant_service.adapters.conversations.memory import InMemoryConversationStore
-from assistant_service.adapters.llm.openai._calls import StepGuard, malformed, upstream_call
+from assistant_service.adapters.llm.openai._calls import (
+    MalformedEventError,
+    StepGuard,
+    malformed,
+    upstream_call,
+)
 from assistant_service.adapters.llm.openai._client import upstream_headers
 from assistant_service.adapters.llm.openai._tools import function_tools
 from assistant_service.adapters.llm.openai.chat._history import (
@@ -27,7 +32,6 @@ from assistant_service.adapters.llm.openai.chat._history import (
 from assistant_service.adapters.llm.openai.chat._stream import (
     USABLE_FINISH,
     ChatStepAssembler,
-    MalformedChunkError,
 )
 from assistant_service.domain.errors import UpstreamError
 from assistant_service.domain.models import AssistantProfile, Conversation, Message
@@ -105,7 +109,7 @@ class OpenAIChatModel:
                 while (chunk := await guard.next(stream, "chunk")) is not None:
                     try:
                         text = answer.add(chunk)
-                    except MalformedChunkError as error:
+                    except MalformedEventError as error:
                         raise malformed(BACKEND, "chunk", str(error)) from None
                     if text:
                         yield ModelTextDelta(text)
@@ -145,5 +149,5 @@ def _check_finished(answer: ChatStepAssembler) -> None:
         raise UpstreamError(f"the model stopped without an answer: {answer.finish_reason[:40]}")
     try:
         answer.finish()
-    except MalformedChunkError as error:
+    except MalformedEventError as error:
         raise malformed(BACKEND, "tool call", str(error)) from None

@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from assistant_service.adapters.llm.openai._calls import MalformedEventError
 from assistant_service.adapters.llm.openai._tools import tool_call
 from assistant_service.domain.models import Usage
 from assistant_service.domain.tools import ToolCall
@@ -14,10 +15,6 @@ from assistant_service.domain.tools import ToolCall
 # A finish reason the answer can be used with; "length" keeps what came (a cut
 # tool call fails its argument check and the model hears about it).
 USABLE_FINISH = frozenset({"stop", "tool_calls", "length", "function_call"})
-
-
-class MalformedChunkError(ValueError):
-    """A chunk that does not have the shape of a chat completion chunk."""
 
 
 @attrs.define
@@ -49,22 +46,22 @@ class ChatStepAssembler:
     def add(self, chunk: Any) -> str:
         """Fold ``chunk`` in and return the text it adds ("" for none).
 
-        Raises :class:`MalformedChunkError` for a chunk of the wrong shape or one
+        Raises :class:`MalformedEventError` for a chunk of the wrong shape or one
         over the bounds.
         """
         try:
             return self._add(chunk)
         except (AttributeError, TypeError, ValueError, KeyError) as error:
-            raise MalformedChunkError(f"{type(error).__name__}: {error}") from None
+            raise MalformedEventError(f"{type(error).__name__}: {error}") from None
 
     def finish(self) -> None:
         """Check the calls once the stream has ended; give an id to a call that came without.
 
-        Raises :class:`MalformedChunkError` for a call that never got a name.
+        Raises :class:`MalformedEventError` for a call that never got a name.
         """
         for index, call in self._calls.items():
             if not call.name:
-                raise MalformedChunkError(f"tool call {index} has no function name")
+                raise MalformedEventError(f"tool call {index} has no function name")
             call.id = call.id or f"call_{uuid.uuid4().hex[:24]}"
 
     @property

@@ -24,10 +24,14 @@ import openai
 
 from assistant_service.adapters.llm.openai._client import (
     log_upstream_call,
-    metadata_strings,
     upstream_headers,
 )
 from assistant_service.adapters.llm.openai._errors import translate_openai_errors
+from assistant_service.adapters.llm.openai._metadata import (
+    ASSISTANT_KEY,
+    metadata_strings,
+    tagged_metadata,
+)
 from assistant_service.adapters.llm.openai.responses._state import (
     BoundedMap,
     PreparedStep,
@@ -36,14 +40,10 @@ from assistant_service.adapters.llm.openai.responses._state import (
     step_items,
     unanswered_calls,
 )
-from assistant_service.domain.errors import InvalidInputError, NotFoundError
+from assistant_service.domain.errors import NotFoundError
 from assistant_service.domain.models import AssistantProfile, Conversation, Message
 from assistant_service.domain.steps import StepInput
 
-ASSISTANT_KEY = "assistant_id"
-MAX_METADATA_KEYS = 16
-MAX_METADATA_KEY = 64
-MAX_METADATA_VALUE = 512
 MAX_HISTORY_ITEMS = 10_000
 # How far back to look for unanswered calls: the last turn's items, at most.
 MAX_REPAIR_SCAN = 500
@@ -60,8 +60,7 @@ class ServerConversations:
     async def open(
         self, profile: AssistantProfile, metadata: Mapping[str, str] | None
     ) -> Conversation:
-        tags = {**(metadata or {}), ASSISTANT_KEY: profile.id}
-        _check_metadata(tags)
+        tags = tagged_metadata(profile.id, metadata)
         log_upstream_call("conversations.create", assistant_id=profile.id)
         with translate_openai_errors():
             created = await self._client.conversations.create(
@@ -145,21 +144,6 @@ class ServerConversations:
                 if len(items) >= limit or (until_user_message and _is_user_message(items[-1])):
                     break
         return items
-
-
-def _check_metadata(tags: Mapping[str, str]) -> None:
-    # The Conversations API's limits, checked here so the caller learns which.
-    problem = None
-    if len(tags) > MAX_METADATA_KEYS:
-        problem = f"at most {MAX_METADATA_KEYS - 1} entries"
-    elif any(len(key) > MAX_METADATA_KEY for key in tags):
-        problem = f"keys of at most {MAX_METADATA_KEY} characters"
-    elif any(len(value) > MAX_METADATA_VALUE for value in tags.values()):
-        problem = f"values of at most {MAX_METADATA_VALUE} characters"
-    if problem:
-        raise InvalidInputError(
-            "conversation metadata over the upstream's limits", {"metadata": problem}
-        )
 
 
 def _is_user_message(item: Mapping[str, Any]) -> bool:

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from assistant_service.adapters.llm.openai._calls import MalformedEventError
 from assistant_service.adapters.llm.openai._errors import redact
 from assistant_service.adapters.tools.naming import from_wire_name
 from assistant_service.domain.errors import UpstreamError, UpstreamUnavailableError
@@ -40,10 +41,6 @@ MAX_EVENTS = 200_000
 
 
 _Handler = Callable[["ResponseStepTranslator", Any], "list[ModelEvent]"]
-
-
-class MalformedEventError(UpstreamError):
-    """An event the adapter cannot read; the step fails cleanly."""
 
 
 @attrs.define

@@ -24,18 +24,16 @@ import openai
 import structlog
 
 from assistant_service.adapters.conversations.memory import InMemoryConversationStore
+from assistant_service.adapters.correlation import current_correlation_id
+from assistant_service.adapters.llm.openai._calls import MalformedEventError
 from assistant_service.adapters.llm.openai._client import (
-    correlation_id,
     log_upstream_call,
     upstream_headers,
 )
 from assistant_service.adapters.llm.openai._errors import translate_openai_errors
 from assistant_service.adapters.llm.openai._tools import responses_tool
 from assistant_service.adapters.llm.openai.responses._conversations import ServerConversations
-from assistant_service.adapters.llm.openai.responses._events import (
-    MalformedEventError,
-    ResponseStepTranslator,
-)
+from assistant_service.adapters.llm.openai.responses._events import ResponseStepTranslator
 from assistant_service.adapters.llm.openai.responses._local import LocalConversations
 from assistant_service.adapters.llm.openai.responses._state import PreparedStep, ResponsesState
 from assistant_service.domain.errors import (
@@ -132,7 +130,7 @@ class OpenAIResponsesModel:
                 conversation_id=conversation.id,
                 error_code=error.code,
                 error=error.message,
-                correlation_id=correlation_id(),
+                correlation_id=current_correlation_id(),
             )
             raise
 
@@ -155,7 +153,7 @@ class OpenAIResponsesModel:
                     "openai.repairing_interrupted_calls",
                     conversation_id=conversation.id,
                     call_ids=list(repaired.repaired),
-                    correlation_id=correlation_id(),
+                    correlation_id=current_correlation_id(),
                 )
                 return await self._create(conversation, profile, repaired, tools, step_kind)
 
@@ -202,7 +200,7 @@ async def _next(stream: Any) -> Any:
             log.warning(
                 "openai.malformed_event",
                 error_type=type(error).__name__,
-                correlation_id=correlation_id(),
+                correlation_id=current_correlation_id(),
             )
             raise MalformedEventError("the language model sent a malformed event") from error
 
