@@ -102,7 +102,7 @@ def test_the_process_logs_json_never_logs_the_secret_and_stops_on_sigterm(servic
     assert chat["status"] == 200
     messages = [line["message"] for line in lines]
     assert any(message.startswith("Running on http://127.0.0.1") for message in messages)
-    assert "server stopped" in messages
+    assert "server.stopped" in messages
     assert not any(line.get("logger") == "hypercorn.access" for line in lines)
 
 
@@ -132,5 +132,5 @@ def test_several_workers_share_the_port_and_all_stop_on_sigterm(service_process)
     assert process.returncode == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     started = [line for line in lines if line["message"].startswith("Running on")]
-    stopped = [line for line in lines if line["message"] == "server stopped"]
+    stopped = [line for line in lines if line["message"] == "server.stopped"]
     assert len(started) == len(stopped) == 2

@@ -233,7 +233,7 @@ async def test_a_malformed_event_is_logged_and_fails_the_step(fake_openai, model
     fake_openai.responses.turn(t.text("a b c", malformed_after=5), t.text("fine"))
     with structlog.testing.capture_logs() as logs, pytest.raises(UpstreamError, match="malformed"):
         await run_step(model, conversation, UserInput("hi"))
-    assert "openai.malformed_event" in [entry["event"] for entry in logs]
+    assert "llm.malformed_event" in [entry["event"] for entry in logs]
     assert ModelMessage("fine") in await run_step(model, conversation, UserInput("again"))
 
 
@@ -702,3 +702,18 @@ async def test_metadata_over_the_conversations_limits_is_refused_up_front(
         await model.open_conversation(PROFILE, metadata)
     assert "metadata" in raised.value.fields
     assert fake_openai.requests == []
+
+
+async def test_a_step_is_bounded_in_events_and_in_time_as_on_every_backend(
+    fake_openai, openai_client, state
+):
+    fake_openai.responses.turn(t.text("a b c d", deltas=["a ", "b ", "c ", "d"]))
+    chatty = OpenAIResponsesModel(openai_client, state=state, max_step_events=3)
+    conversation = await chatty.open_conversation(PROFILE)
+    with pytest.raises(UpstreamError, match="more than 3 events"):
+        await run_step(chatty, conversation, UserInput("hi"))
+    fake_openai.responses.turn(t.text("slow words", pause=0.1))
+    slow = OpenAIResponsesModel(openai_client, state=state, step_timeout=0.05)
+    conversation = await slow.open_conversation(PROFILE)
+    with pytest.raises(UpstreamError, match="longer than 0.05 s"):
+        await run_step(slow, conversation, UserInput("hi"))

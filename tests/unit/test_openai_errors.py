@@ -23,6 +23,7 @@ from assistant_service.adapters.llm.openai._errors import (  # noqa: E402
     translate_openai_errors,
 )
 from assistant_service.domain.errors import (  # noqa: E402
+    ConfigurationError,
     NotFoundError,
     UpstreamError,
     UpstreamUnavailableError,
@@ -180,3 +181,19 @@ async def test_the_client_takes_the_key_as_a_secret():
     client = make_openai_client(api_key=Secret("OPENAI_API_KEY", "sk-from-secret"))
     async with client:
         assert client.api_key == "sk-from-secret"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_key_is_a_configuration_error_when_the_operator_must_fix_it(status):
+    error = status_error(status, "Incorrect API key provided: sk-abcd1234efgh5678")
+    try:
+        with translate_openai_errors(key_refused="remote assistant for 'weather'"):
+            raise error
+    except ConfigurationError as escaped:
+        assert escaped.message.startswith("remote assistant for 'weather': the server refused")
+        assert "OPENAI_API_KEY" in escaped.message
+        assert "sk-abcd1234" not in escaped.message
+    else:
+        raise AssertionError("no ConfigurationError")
+    # Without key_refused, the same answer is an upstream failure of a run (502).
+    assert type(translated(error)) is UpstreamError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from contextlib import aclosing
 
@@ -339,3 +340,33 @@ async def test_usage_adds_up_over_the_steps(harness):
 
     assert result.usage == Usage(25, 5)
     assert result.usage.total_tokens == 30
+
+
+async def test_every_tool_call_is_logged_once_with_its_status_and_duration(harness, caplog):
+    def add(a: int, b: int) -> int:
+        """Adds."""
+        return a + b
+
+    def broken() -> str:
+        """Always fails."""
+        raise ValueError("nope")
+
+    harness.tool(add)
+    harness.tool(broken)
+    harness.model.script(
+        call_tools(call_tool("t.add", {"a": 1, "b": 2}), call_tool("t.broken", {})), reply("ok")
+    )
+    service = harness.service()
+    caplog.set_level(logging.INFO, logger="assistant_service.application")
+
+    await service.chat(await service.start_conversation(), "go")
+
+    completed = [r for r in caplog.records if r.getMessage() == "tool.completed"]
+    assert sorted((r.tool, r.status, r.levelno) for r in completed) == [
+        ("t.add", "ok", logging.INFO),
+        ("t.broken", "error", logging.INFO),
+    ]
+    assert all(r.duration_ms >= 0 for r in completed)
+    [raised] = [r for r in caplog.records if r.getMessage() == "tool.raised"]
+    assert raised.tool == "t.broken"
+    assert raised.exc_info is not None

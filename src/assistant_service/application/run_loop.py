@@ -102,7 +102,10 @@ async def run_turn(  # noqa: C901, PLR0913 -- one loop, read top to bottom; keyw
                 elif isinstance(event, ModelUsage):
                     usage += event.usage
         except AssistantServiceError as error:
-            log.warning("run %s failed: %s", run_id, error.code)
+            log.warning(
+                "run.failed",
+                extra={"run_id": run_id, "error_code": error.code, "error": error.message},
+            )
             yield RunFailed(run_id, error, result(RunStatus.FAILED))
             return
         if not calls:

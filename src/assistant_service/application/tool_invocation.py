@@ -67,7 +67,18 @@ async def invoke_one(
     started = time.perf_counter()
 
     def outcome(status: OutcomeStatus, output: str) -> ToolOutcome:
-        return ToolOutcome(call, status, output, time.perf_counter() - started)
+        done = ToolOutcome(call, status, output, time.perf_counter() - started)
+        # One line per call, successful ones included: name, status and duration.
+        log.info(
+            "tool.completed",
+            extra={
+                "tool": call.name,
+                "call_id": call.id,
+                "status": status.value,
+                "duration_ms": round(done.duration * 1000, 1),
+            },
+        )
+        return done
 
     if call.name not in allowed:
         return outcome(
@@ -88,7 +99,11 @@ async def invoke_one(
             result = await _call(bound)
             text = bound.render(result)
         except Exception as error:
-            log.warning("tool %s raised %s", call.name, type(error).__name__, exc_info=True)
+            log.warning(
+                "tool.raised",
+                extra={"tool": call.name, "error_type": type(error).__name__},
+                exc_info=True,
+            )
             return outcome(OutcomeStatus.ERROR, _error_output(_describe(error)))
     if scope.cancelled_caught:
         return outcome(

@@ -18,6 +18,8 @@ from assistant_service.ports.tools import ToolRegistry
 ToolSource = ModuleType | Iterable[Callable[..., Any]]
 
 DEMO_NAMESPACE = "demo"
+# The id of the demo assistant, the default of an embedded or development service.
+DEMO_ASSISTANT_ID = "demo"
 
 
 def demo_tools() -> FunctionToolRegistry:
@@ -31,7 +33,7 @@ def demo_profile(registry: ToolRegistry | None = None) -> AssistantProfile:
     """The demo assistant: the offline model and every demo tool."""
     names = demo_tools().names() if registry is None else _names(registry)
     return AssistantProfile(
-        id="demo",
+        id=DEMO_ASSISTANT_ID,
         model="offline",
         instructions="You are a helpful assistant. Use the tools when they help.",
         tools=tuple(names),
@@ -59,7 +61,7 @@ def bootstrap(
     if configs is None:
         configs = InMemoryConfigRepository.of(given or [demo_profile(registry)])
         if not given:
-            default_assistant_id = default_assistant_id or "demo"
+            default_assistant_id = default_assistant_id or DEMO_ASSISTANT_ID
     if default_assistant_id is None and len(given) == 1:
         default_assistant_id = given[0].id
     return AssistantService(

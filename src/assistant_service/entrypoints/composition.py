@@ -11,11 +11,11 @@ starts without the extras it does not use.
 
 from __future__ import annotations
 
-import logging
 from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
+import structlog
 
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
 from assistant_service.adapters.conversations.memory import InMemoryConversationStore
@@ -24,7 +24,12 @@ from assistant_service.adapters.secrets.memory import InMemorySecretRepository
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.domain.errors import ConfigurationError, NotFoundError
 from assistant_service.domain.models import AssistantProfile
-from assistant_service.entrypoints.bootstrap import bootstrap, demo_profile, demo_tools
+from assistant_service.entrypoints.bootstrap import (
+    DEMO_ASSISTANT_ID,
+    bootstrap,
+    demo_profile,
+    demo_tools,
+)
 from assistant_service.entrypoints.http.services import Closer, Services
 from assistant_service.entrypoints.settings import LLMBackend, ResponsesState, Settings
 from assistant_service.ports.config import AssistantConfigRepository
@@ -36,9 +41,7 @@ if TYPE_CHECKING:
     from assistant_service.adapters.config.gcs import GcsConfigRepository
     from assistant_service.adapters.secrets.secret_manager import SecretManagerSecretRepository
 
-log = logging.getLogger(__name__)
-
-DEMO_ASSISTANT_ID = "demo"
+log = structlog.get_logger(__name__)
 
 
 async def services_from_settings(
@@ -94,8 +97,10 @@ def _entry_point_tools() -> ToolRegistry:
 def _offline(settings: Settings) -> LanguageModel:
     if settings.llm_backend is None:
         log.warning(
-            "OPENAI_API_KEY is not set: answering with the OFFLINE demo model, not OpenAI. "
-            "Set OPENAI_API_KEY (or LLM_BACKEND=offline to silence this warning)."
+            "llm.offline",
+            reason="OPENAI_API_KEY is not set",
+            hint="answering with the OFFLINE demo model, not OpenAI: set OPENAI_API_KEY "
+            "(or LLM_BACKEND=offline to silence this warning)",
         )
     return offline_model()
 
@@ -143,7 +148,7 @@ async def _model(
         return openai_models.OpenAIResponsesModel(
             client,
             state=settings.responses_state.value,
-            **({"store": InMemoryConversationStore()} if local else {}),
+            store=InMemoryConversationStore() if local else None,
         )
     if backend is LLMBackend.ASSISTANTS:
         # Threads made by the original service carry no assistant id: ASSISTANT_ID's.

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from multiprocessing.synchronize import Event as ProcessEvent
 from typing import Any
 
+import structlog
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.utils import wrap_app
@@ -26,7 +27,7 @@ from assistant_service.entrypoints.http.app import create_app, edge_state
 from assistant_service.entrypoints.logs import configure_logging
 from assistant_service.entrypoints.settings import Settings, load_settings
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # Hypercorn closes a socket (1009) past this multiple of MAX_WS_MESSAGE_BYTES; up to
 # it, the app answers an oversized frame with an error event and keeps the socket.
@@ -67,11 +68,11 @@ async def serve(
     if app is None:
         app = create_app(await services_from_settings(settings))
     log.info(
-        "starting: environment=%s backend=%s max_concurrent_runs=%d graceful_timeout=%ss",
-        settings.environment.value,
-        settings.backend.value,
-        settings.max_concurrent_runs,
-        settings.graceful_timeout,
+        "server.starting",
+        environment=settings.environment.value,
+        backend=settings.backend.value,
+        max_concurrent_runs=settings.max_concurrent_runs,
+        graceful_timeout=settings.graceful_timeout,
     )
     state = edge_state(app)
     signals = (
@@ -81,9 +82,7 @@ async def serve(
 
         async def drain_on_trigger() -> None:
             await trigger()
-            log.info(
-                "shutting down: finishing runs in flight for up to %ss", settings.graceful_timeout
-            )
+            log.info("server.draining", graceful_timeout=settings.graceful_timeout)
             state.begin_draining()
             # Past the graceful timeout, end what is still open ourselves: on
             # Python 3.12+ Hypercorn would otherwise wait for every client.
@@ -95,7 +94,7 @@ async def serve(
             sockets=sockets,
             shutdown_trigger=drain_on_trigger,
         )
-    log.info("server stopped")
+    log.info("server.stopped")
 
 
 @contextlib.contextmanager

@@ -208,7 +208,7 @@ async def test_unexpected_errors_are_500_without_a_traceback(client, services, r
     body = await response.get_json()
     assert body["error"]["code"] == "internal_error"
     assert "secret internals" not in str(body)
-    [line] = [line for line in read_logs() if line["message"].startswith("unexpected error")]
+    [line] = [line for line in read_logs() if line["message"] == "request.unexpected_error"]
     assert "RuntimeError: secret internals" in line["exception"]
     assert line["correlation_id"] == response.headers["X-Correlation-ID"]
 
@@ -260,7 +260,7 @@ async def test_an_unexpected_error_mid_stream_ends_with_an_internal_error_event(
     assert events[-1]["type"] == "error"
     assert events[-1]["code"] == "internal_error"
     assert "adapter bug" not in events[-1]["message"]
-    [line] = [line for line in read_logs() if line["message"] == "stream failed"]
+    [line] = [line for line in read_logs() if line["message"] == "stream.failed"]
     assert "RuntimeError: adapter bug" in line["exception"]
     response = await client.post("/chat", json={"thread_id": thread_id, "message": "again"})
     assert response.status_code == 200  # the conversation was released

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytest
+import structlog.testing
 
 from assistant_service.domain.errors import ConfigurationError, NotFoundError
 from assistant_service.entrypoints.composition import services_from_settings
@@ -13,24 +12,25 @@ from assistant_service.entrypoints.settings import LLMBackend, Settings, load_se
 pytestmark = pytest.mark.anyio
 
 
-async def test_development_serves_the_demo_assistant_offline_and_says_so(caplog):
-    caplog.set_level(logging.WARNING)
-    services = await services_from_settings(load_settings({}))
+async def test_development_serves_the_demo_assistant_offline_and_says_so():
+    with structlog.testing.capture_logs() as logs:
+        services = await services_from_settings(load_settings({}))
     assert services.assistant.default_assistant_id == "demo"
     profile = await services.configs.get("demo")
     assert set(profile.tools) == {"demo.get_forecast", "demo.add", "demo.current_time"}
     assert services.required_secrets == ()
-    [warning] = [record for record in caplog.records if "OFFLINE" in record.getMessage()]
-    assert warning.levelno == logging.WARNING
+    [warning] = [entry for entry in logs if entry["event"] == "llm.offline"]
+    assert warning["log_level"] == "warning"
+    assert "OFFLINE" in warning["hint"]
     thread_id = await services.assistant.start_conversation()
     result = await services.assistant.chat(thread_id, "use add a=2 b=40")
     assert "42" in result.texts[0]
 
 
-async def test_choosing_the_offline_backend_explicitly_is_quiet(caplog):
-    caplog.set_level(logging.WARNING)
-    await services_from_settings(Settings(llm_backend=LLMBackend.OFFLINE))
-    assert not [record for record in caplog.records if "OFFLINE" in record.getMessage()]
+async def test_choosing_the_offline_backend_explicitly_is_quiet():
+    with structlog.testing.capture_logs() as logs:
+        await services_from_settings(Settings(llm_backend=LLMBackend.OFFLINE))
+    assert not [entry for entry in logs if entry["event"] == "llm.offline"]
 
 
 async def test_an_api_key_is_kept_as_a_secret_the_readiness_check_reads():

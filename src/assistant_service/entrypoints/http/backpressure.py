@@ -19,11 +19,11 @@ reading its answers for that long loses frames.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Any, cast
 
 import anyio
+import structlog
 from hypercorn.typing import ASGIReceiveCallable, WebsocketScope
 from quart import Quart
 from quart.asgi import ASGIWebsocketConnection
@@ -32,7 +32,7 @@ from quart.wrappers import Request
 from quart.wrappers.websocket import Websocket
 from werkzeug.exceptions import RequestEntityTooLarge
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # Frames waiting for the handler; each is at most Hypercorn's frame limit.
 MAX_QUEUED_FRAMES = 8
@@ -64,7 +64,9 @@ class BoundedWebsocketConnection(ASGIWebsocketConnection):
                 with anyio.move_on_after(patience) as waited:
                     await self.queue.put(message)
                 if waited.cancelled_caught:
-                    log.warning("dropping websocket frames: the client sends but does not read")
+                    log.warning(
+                        "websocket.frames_dropped", reason="the client sends but does not read"
+                    )
                     dropping = True
             elif event["type"] == "websocket.disconnect":
                 return
@@ -88,7 +90,7 @@ class _BoundedBuffer:
         with anyio.move_on_after(patience) as waited:
             await self._queue.put(data)
         if waited.cancelled_caught:
-            log.warning("dropping websocket frames: the client sends but does not read")
+            log.warning("websocket.frames_dropped", reason="the client sends but does not read")
             self._dropping = True
 
 

@@ -11,10 +11,10 @@ is healthy; the upstream model failed to answer within bounds.
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 
+import structlog
 from quart import Quart, Response
 from werkzeug.exceptions import HTTPException
 
@@ -30,7 +30,7 @@ from assistant_service.domain.errors import (
 )
 from assistant_service.entrypoints.http.codec import MalformedRequestError, dumps, error_payload
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 class OverloadedError(UpstreamUnavailableError):
@@ -91,7 +91,7 @@ def response_for(error: AssistantServiceError) -> Response:
     status = status_of(error)
     payload = error_payload(error)
     if status == 500:
-        log.error("request failed: %s", error.code, exc_info=error)
+        log.error("request.failed", error_code=error.code, exc_info=error)
         payload = {"code": error.code, "message": "the server could not handle the request"}
     retry_after = error.retry_after if isinstance(error, UpstreamUnavailableError) else None
     return error_response(status, payload, retry_after)
@@ -122,7 +122,7 @@ def register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(Exception)
     async def unexpected_error(error: Exception) -> Response:
-        log.error("unexpected error: %s", type(error).__name__, exc_info=error)
+        log.error("request.unexpected_error", error_type=type(error).__name__, exc_info=error)
         return error_response(
             500, {"code": "internal_error", "message": "the server could not handle the request"}
         )

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 
 import anyio
+import structlog
 
 from assistant_service.domain.errors import AssistantServiceError
 from assistant_service.entrypoints.http.services import Services
 from assistant_service.entrypoints.http.state import EdgeState
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 CHECK_TIMEOUT = 5.0
 
@@ -43,12 +43,12 @@ async def _check(check: Callable[[Services], Awaitable[None]], services: Service
         with anyio.fail_after(CHECK_TIMEOUT):
             await check(services)
     except TimeoutError:
-        log.warning("readiness check %s timed out", check.__name__)
+        log.warning("readiness.timeout", check=check.__name__)
         return "timeout"
     except AssistantServiceError as error:
-        log.warning("readiness check %s failed: %s", check.__name__, error.code)
+        log.warning("readiness.failed", check=check.__name__, error_code=error.code)
         return error.code
     except Exception:
-        log.exception("readiness check failed")
+        log.exception("readiness.error")
         return "error"
     return "ok"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -25,7 +24,7 @@ from assistant_service.entrypoints.http.health import readiness
 from assistant_service.entrypoints.http.services import Services
 from assistant_service.entrypoints.http.state import EdgeState
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 MAX_ASSISTANT_ID_LENGTH = 128
 
@@ -59,7 +58,7 @@ def register_routes(app: Quart, services: Services, state: EdgeState) -> None:
                 {"assistant_id": f"at most {MAX_ASSISTANT_ID_LENGTH} characters"},
             )
         thread_id = await services.assistant.start_conversation(assistant_id)
-        log.info("conversation started")
+        log.info("conversation.started")
         return json_response({"thread_id": thread_id})
 
     @app.post("/chat")
@@ -110,7 +109,7 @@ async def _event_stream(services: Services, state: EdgeState, chat: ChatRequest)
         except AssistantServiceError as error:
             yield _sse(error_event(error, cid))
         except Exception:
-            log.exception("stream failed")
+            log.exception("stream.failed")
             yield _sse(internal_error_event(cid))
         finally:
             state.slots.release()

@@ -11,7 +11,6 @@ server starts shutting down, after their run finishes.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
@@ -35,7 +34,7 @@ from assistant_service.entrypoints.http.routes import check_message_length
 from assistant_service.entrypoints.http.services import Services
 from assistant_service.entrypoints.http.state import EdgeState
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 GOING_AWAY = 1001
 
@@ -99,7 +98,7 @@ class SocketSession:
         except AssistantServiceError as error:
             await self._emit(error_event(error, self._correlation_id))
         except Exception:
-            log.exception("run failed unexpectedly")
+            log.exception("run.unexpected_error")
             await self._emit(internal_error_event(self._correlation_id))
         finally:
             self._state.slots.release()
@@ -124,6 +123,6 @@ class SocketSession:
             elif anyio.current_time() >= self._idle_since + timeout:
                 reason = "idle timeout"
                 break
-        log.info("closing websocket: %s", reason)
+        log.info("websocket.closing", reason=reason)
         await self._close(GOING_AWAY, reason)
         scope.cancel()

@@ -3,6 +3,7 @@
 ::
 
     openai.APIStatusError 404 (when a resource is named)   -> NotFoundError
+    openai.APIStatusError 401, 403 (when key_refused)       -> ConfigurationError
     openai.APIStatusError 429, 503                          -> UpstreamUnavailableError(retry_after)
     openai.APIStatusError, other status                     -> UpstreamError
     openai.APIConnectionError / APITimeoutError             -> UpstreamUnavailableError
@@ -27,6 +28,7 @@ import httpx2
 import openai
 
 from assistant_service.domain.errors import (
+    ConfigurationError,
     NotFoundError,
     UpstreamError,
     UpstreamUnavailableError,
@@ -34,21 +36,31 @@ from assistant_service.domain.errors import (
 from assistant_service.domain.secrets import mask_key_shaped
 
 _UNAVAILABLE_STATUSES = frozenset({429, 503})
+_KEY_REFUSED_STATUSES = frozenset({401, 403})
 _MAX_MESSAGE = 300
 
 
 @contextmanager
-def translate_openai_errors(not_found: tuple[str, str] | None = None) -> Iterator[None]:
+def translate_openai_errors(
+    not_found: tuple[str, str] | None = None, *, key_refused: str | None = None
+) -> Iterator[None]:
     """Raise our errors for the SDK's (and its transport's) inside the block.
 
     ``not_found`` is ``(kind, identifier)`` of the resource the call names: a 404
     then becomes ``NotFoundError(kind, identifier)``; without it a 404 (an
-    unknown model, say) is an ``UpstreamError``. The originals are chained
-    (``raise ... from``) for the log, never put in the message.
+    unknown model, say) is an ``UpstreamError``. ``key_refused`` names what was
+    being done where a 401 or 403 is the operator's to fix (a CLI command): it
+    then becomes a ``ConfigurationError`` that says to check the key. The
+    originals are chained (``raise ... from``) for the log, never put in the message.
     """
     try:
         yield
     except openai.APIStatusError as error:
+        if key_refused is not None and error.status_code in _KEY_REFUSED_STATUSES:
+            raise ConfigurationError(
+                f"{key_refused}: the server refused the API key ({error.status_code}); "
+                "check OPENAI_API_KEY"
+            ) from error
         raise status_error(error, not_found) from error
     except openai.APITimeoutError as error:
         raise UpstreamUnavailableError("the language model did not answer in time") from error

@@ -7,33 +7,16 @@ instructions and tool schemas, and the profile records its id in ``remote_id``.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import openai
 
-from assistant_service.adapters.tools import to_wire_name
-from assistant_service.domain.errors import (
-    ConfigurationError,
-    UpstreamError,
-    UpstreamUnavailableError,
-)
+from assistant_service.adapters.llm.openai._errors import translate_openai_errors
+from assistant_service.adapters.llm.openai._tools import function_tools
+from assistant_service.domain.errors import NotFoundError
 from assistant_service.domain.models import AssistantProfile
 from assistant_service.domain.tools import ToolSpec
-
-
-def assistants_tool(spec: ToolSpec) -> dict[str, Any]:
-    """``spec`` as an Assistants-API function tool (wire-safe name)."""
-    return {
-        "type": "function",
-        "function": {
-            "name": to_wire_name(spec.name),
-            "description": spec.description,
-            "parameters": dict(spec.parameters),
-            "strict": spec.strict,
-        },
-    }
 
 
 def sync_remote_assistant(
@@ -49,32 +32,19 @@ def sync_remote_assistant(
         "model": profile.model,
         "name": profile.id,
         "instructions": profile.instructions,
-        "tools": [assistants_tool(spec) for spec in tools],
+        "tools": function_tools(tools),
         "metadata": {"assistant_service_id": profile.id},
     }
     if profile.temperature is not None:
         body["temperature"] = profile.temperature
-    with _translated(profile.id), warnings.catch_warnings():
+    where = f"remote assistant for {profile.id!r}"
+    with translate_openai_errors(key_refused=where), warnings.catch_warnings():
         # The SDK marks the Assistants API deprecated; this backend uses it on purpose.
         warnings.simplefilter("ignore", DeprecationWarning)
         if profile.remote_id:
             try:
-                return client.beta.assistants.update(profile.remote_id, **body).id
-            except openai.NotFoundError:
-                pass
+                with translate_openai_errors(("remote assistant", profile.remote_id)):
+                    return client.beta.assistants.update(profile.remote_id, **body).id
+            except NotFoundError:
+                pass  # deleted upstream: make a new one
         return client.beta.assistants.create(**body).id
-
-
-@contextmanager
-def _translated(assistant_id: str) -> Iterator[None]:
-    where = f"remote assistant for {assistant_id!r}"
-    try:
-        yield
-    except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
-        raise ConfigurationError(
-            f"{where}: the server refused the API key ({e.status_code}); check OPENAI_API_KEY"
-        ) from None
-    except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as e:
-        raise UpstreamUnavailableError(f"{where}: server unavailable ({e})") from None
-    except openai.APIStatusError as e:
-        raise UpstreamError(f"{where}: the server answered {e.status_code}: {e.message}") from None

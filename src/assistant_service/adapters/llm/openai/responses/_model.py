@@ -9,7 +9,7 @@ adapter of the process the same client (:func:`make_openai_client`).
 Each step is one streamed ``responses.create``. The correlation id bound by
 the HTTP layer goes upstream as ``X-Client-Request-Id`` and into the log line
 of every upstream call. Errors are the package's own (see
-:mod:`.openai_errors`); a stream that fails, drops or sends a malformed event
+:mod:`.._errors`); a stream that fails, drops or sends a malformed event
 fails the step and leaves the conversation usable; nothing of a failed step is
 kept by this adapter.
 """
@@ -25,7 +25,7 @@ import structlog
 
 from assistant_service.adapters.conversations.memory import InMemoryConversationStore
 from assistant_service.adapters.correlation import current_correlation_id
-from assistant_service.adapters.llm.openai._calls import MalformedEventError
+from assistant_service.adapters.llm.openai._calls import StepGuard
 from assistant_service.adapters.llm.openai._client import (
     log_upstream_call,
     upstream_headers,
@@ -37,7 +37,6 @@ from assistant_service.adapters.llm.openai.responses._events import ResponseStep
 from assistant_service.adapters.llm.openai.responses._local import LocalConversations
 from assistant_service.adapters.llm.openai.responses._state import PreparedStep, ResponsesState
 from assistant_service.domain.errors import (
-    AssistantServiceError,
     ConfigurationError,
     UpstreamUnavailableError,
 )
@@ -46,6 +45,7 @@ from assistant_service.domain.steps import ModelEvent, StepInput
 from assistant_service.domain.tools import ToolSpec
 from assistant_service.ports.conversations import ConversationStore
 
+BACKEND = "responses"
 StateMode = Literal["conversations", "local"]
 STATE_MODES: tuple[str, ...] = ("conversations", "local")
 
@@ -57,13 +57,16 @@ class OpenAIResponsesModel:
     """A LanguageModel on the Responses API; conversation state per ``state``.
 
     ``store`` is used in ``local`` mode only (an in-memory store by default:
-    history then lives as long as the process). Raises ``ConfigurationError``
-    for an unknown ``state``.
+    history then lives as long as the process). ``step_timeout`` bounds a whole
+    streamed step and ``max_step_events`` its events, as on every backend.
+    Raises ``ConfigurationError`` for an unknown ``state``.
     """
 
     _client: openai.AsyncOpenAI
     _state: ResponsesState
     state_mode: str
+    step_timeout: float
+    max_step_events: int
 
     def __init__(
         self,
@@ -71,6 +74,8 @@ class OpenAIResponsesModel:
         *,
         state: StateMode | str = "conversations",
         store: ConversationStore | None = None,
+        step_timeout: float = 600.0,
+        max_step_events: int = 200_000,
     ) -> None:
         if state == "conversations":
             keeper: ResponsesState = ServerConversations(client=client)
@@ -80,7 +85,7 @@ class OpenAIResponsesModel:
             raise ConfigurationError(
                 f"unknown Responses state {state!r}: use one of {', '.join(STATE_MODES)}"
             )
-        self.__attrs_init__(client, keeper, state)
+        self.__attrs_init__(client, keeper, state, step_timeout, max_step_events)
 
     async def open_conversation(
         self, profile: AssistantProfile, metadata: Mapping[str, str] | None = None
@@ -100,39 +105,30 @@ class OpenAIResponsesModel:
         step: StepInput,
         tools: Sequence[ToolSpec],
     ) -> AsyncIterator[ModelEvent]:
+        prepared = await self._state.prepare(conversation, step)
+        stream = await self._start(conversation, profile, prepared, tools, type(step).__name__)
+        translator = ResponseStepTranslator()
+        guard = StepGuard(BACKEND, self.step_timeout, self.max_step_events)
+        committed = False
         try:
-            prepared = await self._state.prepare(conversation, step)
-            stream = await self._start(conversation, profile, prepared, tools, type(step).__name__)
-            translator = ResponseStepTranslator()
-            committed = False
-            try:
-                while (event := await _next(stream)) is not None:
-                    events = translator.feed(event)
-                    if translator.completed and not committed:
-                        committed = True
-                        # Stored before the last events go out: a caller that
-                        # stops reading then still leaves a consistent history.
-                        await self._state.commit(
-                            conversation, prepared, translator.output_items, translator.call_ids
-                        )
-                    for model_event in events:
-                        yield model_event
-                # Read to the end even after response.completed (the body ends
-                # right after): generators left suspended inside the SDK and
-                # httpx2 are finalized later, out of order, by the GC.
-            finally:
-                await stream.close()
-            if not translator.completed:
-                raise UpstreamUnavailableError("the response stream ended before the response did")
-        except AssistantServiceError as error:
-            log.warning(
-                "openai.step_failed",
-                conversation_id=conversation.id,
-                error_code=error.code,
-                error=error.message,
-                correlation_id=current_correlation_id(),
-            )
-            raise
+            while (event := await _next(stream, guard)) is not None:
+                events = translator.feed(event)
+                if translator.completed and not committed:
+                    committed = True
+                    # Stored before the last events go out: a caller that
+                    # stops reading then still leaves a consistent history.
+                    await self._state.commit(
+                        conversation, prepared, translator.output_items, translator.call_ids
+                    )
+                for model_event in events:
+                    yield model_event
+            # Read to the end even after response.completed (the body ends
+            # right after): generators left suspended inside the SDK and
+            # httpx2 are finalized later, out of order, by the GC.
+        finally:
+            await stream.close()
+        if not translator.completed:
+            raise UpstreamUnavailableError("the response stream ended before the response did")
 
     async def _start(
         self,
@@ -189,20 +185,10 @@ class OpenAIResponsesModel:
         return await self._client.responses.create(**request)
 
 
-async def _next(stream: Any) -> Any:
+async def _next(stream: Any, guard: StepGuard) -> Any:
     """The stream's next event, ``None`` at its end; our errors for every failure."""
     with translate_openai_errors():
-        try:
-            return await stream.__anext__()
-        except StopAsyncIteration:
-            return None
-        except ValueError as error:  # the SDK's JSON decoding of one event
-            log.warning(
-                "openai.malformed_event",
-                error_type=type(error).__name__,
-                correlation_id=current_correlation_id(),
-            )
-            raise MalformedEventError("the language model sent a malformed event") from error
+        return await guard.next(stream, "event")
 
 
 if TYPE_CHECKING:
