@@ -8,20 +8,13 @@ from typing import Any
 import attrs
 
 from assistant_service.adapters.llm.openai._calls import MalformedEventError
-from assistant_service.adapters.llm.openai._tools import tool_call
+from assistant_service.adapters.llm.openai._tools import PartialCall, tool_call
 from assistant_service.domain.models import Usage
 from assistant_service.domain.tools import ToolCall
 
 # A finish reason the answer can be used with; "length" keeps what came (a cut
 # tool call fails its argument check and the model hears about it).
 USABLE_FINISH = frozenset({"stop", "tool_calls", "length", "function_call"})
-
-
-@attrs.define
-class _PartialCall:
-    id: str
-    name: str
-    arguments: list[str] = attrs.field(factory=list)
 
 
 @attrs.define
@@ -40,7 +33,7 @@ class ChatStepAssembler:
     usage: Usage = attrs.field(factory=Usage, init=False)
     _text: list[str] = attrs.field(factory=list, init=False)
     _refusal: list[str] = attrs.field(factory=list, init=False)
-    _calls: dict[int, _PartialCall] = attrs.field(factory=dict, init=False)
+    _calls: dict[int, PartialCall] = attrs.field(factory=dict, init=False)
     _chars: int = attrs.field(default=0, init=False)
 
     def add(self, chunk: Any) -> str:
@@ -62,7 +55,7 @@ class ChatStepAssembler:
         for index, call in self._calls.items():
             if not call.name:
                 raise MalformedEventError(f"tool call {index} has no function name")
-            call.id = call.id or f"call_{uuid.uuid4().hex[:24]}"
+            call.call_id = call.call_id or f"call_{uuid.uuid4().hex[:24]}"
 
     @property
     def text(self) -> str:
@@ -74,7 +67,7 @@ class ChatStepAssembler:
 
     def tool_calls(self) -> list[ToolCall]:
         return [
-            tool_call(call.id, call.name, "".join(call.arguments) or "{}")
+            tool_call(call.call_id, call.name, call.arguments())
             for _, call in sorted(self._calls.items())
         ]
 
@@ -86,9 +79,9 @@ class ChatStepAssembler:
         if self._calls:
             item["tool_calls"] = [
                 {
-                    "id": call.id,
+                    "id": call.call_id,
                     "type": "function",
-                    "function": {"name": call.name, "arguments": "".join(call.arguments) or "{}"},
+                    "function": {"name": call.name, "arguments": call.arguments()},
                 }
                 for _, call in sorted(self._calls.items())
             ]
@@ -103,9 +96,11 @@ class ChatStepAssembler:
                 continue  # we ask for one choice; a server sending more is ignored, not merged
             delta = choice.delta
             if delta.content:
-                added += self._grow(self._text, str(delta.content))
+                piece = self._counted(str(delta.content))
+                self._text.append(piece)
+                added += piece
             if delta.refusal:
-                self._grow(self._refusal, str(delta.refusal))
+                self._refusal.append(self._counted(str(delta.refusal)))
             for piece in delta.tool_calls or ():
                 self._add_call_piece(piece)
             if choice.finish_reason:
@@ -118,19 +113,18 @@ class ChatStepAssembler:
         if call is None:
             if len(self._calls) >= self.max_tool_calls:
                 raise ValueError(f"more than {self.max_tool_calls} tool calls in one step")
-            call = self._calls[index] = _PartialCall(id="", name="")
-        if piece.id and not call.id:
-            call.id = str(piece.id)
+            call = self._calls[index] = PartialCall()
+        if piece.id and not call.call_id:
+            call.call_id = str(piece.id)
         function = piece.function
         if function is not None:
             if function.name and not call.name:
                 call.name = str(function.name)
             if function.arguments:
-                self._grow(call.arguments, str(function.arguments))
+                call.add(self._counted(str(function.arguments)))
 
-    def _grow(self, parts: list[str], piece: str) -> str:
+    def _counted(self, piece: str) -> str:
         self._chars += len(piece)
         if self._chars > self.max_chars:
             raise ValueError(f"the answer is longer than {self.max_chars} characters")
-        parts.append(piece)
         return piece

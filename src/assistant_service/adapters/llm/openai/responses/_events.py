@@ -22,6 +22,7 @@ import attrs
 
 from assistant_service.adapters.llm.openai._calls import MalformedEventError
 from assistant_service.adapters.llm.openai._errors import redact
+from assistant_service.adapters.llm.openai._tools import PartialCall
 from assistant_service.adapters.tools.naming import from_wire_name
 from assistant_service.domain.errors import UpstreamError, UpstreamUnavailableError
 from assistant_service.domain.models import Usage
@@ -44,15 +45,6 @@ _Handler = Callable[["ResponseStepTranslator", Any], "list[ModelEvent]"]
 
 
 @attrs.define
-class _PartialCall:
-    call_id: str | None = None
-    name: str | None = None
-    pieces: list[str] = attrs.field(factory=list)
-    length: int = 0
-    arguments: str | None = None
-
-
-@attrs.define
 class ResponseStepTranslator:
     """Translate the events of one streamed response; not reusable."""
 
@@ -60,7 +52,7 @@ class ResponseStepTranslator:
     completed: bool = attrs.field(default=False, init=False)
     call_ids: list[str] = attrs.field(factory=list, init=False)
     _events: int = attrs.field(default=0, init=False)
-    _calls: dict[str, _PartialCall] = attrs.field(factory=dict, init=False)
+    _calls: dict[str, PartialCall] = attrs.field(factory=dict, init=False)
     _messages_done: set[str] = attrs.field(factory=set, init=False)
     _text: dict[str, list[str]] = attrs.field(factory=dict, init=False)
 
@@ -93,15 +85,14 @@ class ResponseStepTranslator:
     def _arguments_delta(self, event: Any) -> list[ModelEvent]:
         partial = self._partial(_text(event, "item_id"))
         piece = _text(event, "delta")
-        partial.length += len(piece)
+        partial.add(piece)
         if partial.length > MAX_ARGUMENTS_LENGTH:
             raise UpstreamError("a function call's arguments are too long")
-        partial.pieces.append(piece)
         return []
 
     def _arguments_done(self, event: Any) -> list[ModelEvent]:
         partial = self._partial(_text(event, "item_id"))
-        partial.arguments = _text(event, "arguments")
+        partial.whole = _text(event, "arguments")
         partial.name = getattr(event, "name", None) or partial.name
         return []
 
@@ -166,9 +157,9 @@ class ResponseStepTranslator:
         call_id = _text(item, "call_id")
         if call_id in self.call_ids:
             return []
-        partial = self._calls.get(_text(item, "id", ""), _PartialCall())
-        arguments = getattr(item, "arguments", None) or partial.arguments or "".join(partial.pieces)
-        return [self._emit_call(call_id, _text(item, "name"), arguments or "{}")]
+        partial = self._calls.get(_text(item, "id", ""), PartialCall())
+        arguments = getattr(item, "arguments", None) or partial.arguments()
+        return [self._emit_call(call_id, _text(item, "name"), arguments)]
 
     def _emit_call(self, call_id: str, wire_name: str, arguments: str) -> ModelEvent:
         self.call_ids.append(call_id)
@@ -179,11 +170,11 @@ class ResponseStepTranslator:
 
     def _leftovers(self) -> list[ModelEvent]:
         # Items announced and streamed but never finished nor listed in the output.
-        events: list[ModelEvent] = []
-        for partial in self._calls.values():
-            if partial.call_id and partial.name and partial.call_id not in self.call_ids:
-                arguments = partial.arguments or "".join(partial.pieces) or "{}"
-                events.append(self._emit_call(partial.call_id, partial.name, arguments))
+        events: list[ModelEvent] = [
+            self._emit_call(partial.call_id, partial.name, partial.arguments())
+            for partial in list(self._calls.values())
+            if partial.call_id and partial.name and partial.call_id not in self.call_ids
+        ]
         for item_id, pieces in self._text.items():
             if item_id not in self._messages_done and pieces:
                 self._messages_done.add(item_id)
@@ -198,10 +189,10 @@ class ResponseStepTranslator:
                 events.append(ModelMessage(text))
         return events
 
-    def _partial(self, item_id: str) -> _PartialCall:
+    def _partial(self, item_id: str) -> PartialCall:
         if item_id not in self._calls and len(self._calls) >= MAX_EVENTS:
             raise UpstreamError("the response announced too many function calls")
-        return self._calls.setdefault(item_id, _PartialCall())
+        return self._calls.setdefault(item_id, PartialCall())
 
     _HANDLERS: ClassVar[Mapping[str, _Handler]] = {
         "response.output_text.delta": _delta,
