@@ -164,7 +164,7 @@ class FirestoreStateStore:
         record = encode_conversation(conversation)
 
         async def create(transaction: AsyncTransaction) -> None:
-            snapshot = await reference.get(transaction=transaction)
+            snapshot = await self._read(reference, transaction)
             now = _now()
             if _live(snapshot, now):
                 raise InvalidInputError(f"conversation {conversation.id!r} exists already")
@@ -187,7 +187,7 @@ class FirestoreStateStore:
     async def get(self, conversation_id: str) -> Conversation:
         reference = self._conversation(conversation_id)
         with self._unavailable():
-            snapshot = await reference.get(timeout=self.timeout)
+            snapshot = await self._read(reference)
         if not _live(snapshot, _now()):
             raise NotFoundError("conversation", conversation_id)
         return decode_conversation(snapshot.get("conversation"))
@@ -206,12 +206,12 @@ class FirestoreStateStore:
         lease_reference = self._lease(conversation_id)
 
         async def append(transaction: AsyncTransaction) -> None:
-            snapshot = await reference.get(transaction=transaction)
+            snapshot = await self._read(reference, transaction)
             now = _now()
             if not _live(snapshot, now):
                 raise NotFoundError("conversation", conversation_id)
             if fence is not None:
-                lease = await lease_reference.get(transaction=transaction)
+                lease = await self._read(lease_reference, transaction)
                 if not lease.exists or lease.get("token") != fence.token:
                     raise fenced_out(fence)
             first = int(snapshot.get("next_seq"))
@@ -232,7 +232,7 @@ class FirestoreStateStore:
         reference = self._conversation(conversation_id)
         texts: list[str] = []
         with self._unavailable():
-            snapshot = await reference.get(timeout=self.timeout)
+            snapshot = await self._read(reference)
             now = _now()
             if not _live(snapshot, now):
                 raise NotFoundError("conversation", conversation_id)
@@ -261,7 +261,7 @@ class FirestoreStateStore:
         # One read of a document that need not exist: the cheapest round trip.
         reference = self._client.collection(f"{self.prefix}health").document("ping")
         with self._unavailable():
-            await reference.get(timeout=self.timeout)
+            await self._read(reference)
 
     # RunLock
 
@@ -270,7 +270,7 @@ class FirestoreStateStore:
         reference = self._lease(conversation_id)
 
         async def acquire(transaction: AsyncTransaction) -> int:
-            snapshot = await reference.get(transaction=transaction)
+            snapshot = await self._read(reference, transaction)
             now = _now()
             if snapshot.exists:
                 held_by = snapshot.get("holder")
@@ -299,7 +299,7 @@ class FirestoreStateStore:
         reference = self._lease(lease.conversation_id)
 
         async def renew(transaction: AsyncTransaction) -> None:
-            snapshot = await reference.get(transaction=transaction)
+            snapshot = await self._read(reference, transaction)
             now = _now()
             if not _holds(snapshot, lease, now):
                 raise lease_lost(lease)
@@ -315,7 +315,7 @@ class FirestoreStateStore:
         reference = self._lease(lease.conversation_id)
 
         async def release(transaction: AsyncTransaction) -> None:
-            snapshot = await reference.get(transaction=transaction)
+            snapshot = await self._read(reference, transaction)
             if _holds(snapshot, lease, _now()):
                 # The token stays: it is the counter the next grant goes on from.
                 transaction.update(reference, {"holder": None})
@@ -346,7 +346,7 @@ class FirestoreStateStore:
         with self._unavailable():
             async with self._one_at_a_time(conversation_id):
                 for _ in range(self.max_attempts):
-                    snapshot = await reference.get(timeout=self.timeout)
+                    snapshot = await self._read(reference)
                     if not snapshot.exists:
                         return ()
                     unchanged = self._client.write_option(last_update_time=snapshot.update_time)
@@ -377,6 +377,19 @@ class FirestoreStateStore:
     def _where(self) -> str:
         database = self._client._database  # noqa: SLF001 - the client has no public name for it
         return f"the state store (Firestore {self._client.project}/{database})"
+
+    async def _read(
+        self, reference: AsyncDocumentReference, transaction: AsyncTransaction | None = None
+    ) -> DocumentSnapshot[Any]:
+        """One document, its response stream read to the end.
+
+        ``AsyncDocumentReference.get`` returns on the first response and leaves
+        the stream open: its last event can then arrive after the event loop
+        it belongs to has closed, and fail whatever runs on the next one.
+        """
+        snapshots = self._client.get_all([reference], transaction=transaction, timeout=self.timeout)
+        found = [snapshot async for snapshot in snapshots]
+        return found[0]
 
     def _expiry(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.conversation_ttl)
@@ -411,15 +424,22 @@ class FirestoreStateStore:
         from assistant_service.adapters.gcp_errors import describe  # noqa: PLC0415
 
         where = self._where
+        deadline: anyio.CancelScope | None = None
         try:
             # The client retries some failures for up to a minute: bound every call.
-            with anyio.fail_after(self.timeout):
+            with anyio.fail_after(self.timeout) as deadline:
                 yield
         except TimeoutError:
             raise StateStoreUnavailableError(
                 f"{where} did not answer within {self.timeout} s"
             ) from None
         except ValueError as error:
+            if deadline is not None and deadline.cancel_called:
+                # A transaction cut off before it began: the client's rollback
+                # then fails with a ValueError that hides the cancellation.
+                raise StateStoreUnavailableError(
+                    f"{where} did not answer within {self.timeout} s"
+                ) from error
             # How the client says a transaction kept meeting others: retries exhausted.
             if isinstance(error.__cause__, api_exceptions.Aborted):
                 raise StateStoreUnavailableError(
