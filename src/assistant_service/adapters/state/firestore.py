@@ -49,6 +49,7 @@ from assistant_service.adapters.state._common import (
     lease_lost,
 )
 from assistant_service.domain.errors import (
+    ConfigurationError,
     InvalidInputError,
     NotFoundError,
     StateStoreUnavailableError,
@@ -139,7 +140,13 @@ class FirestoreStateStore:
         ``FIRESTORE_EMULATOR_HOST`` set, the client talks to that emulator
         without credentials (and ``project`` may be left out).
         """
-        from google.cloud.firestore import AsyncClient  # noqa: PLC0415 - the extra, when chosen
+        try:
+            from google.cloud.firestore import AsyncClient  # noqa: PLC0415 - the extra, when chosen
+        except ImportError as error:
+            raise ConfigurationError(
+                "the Firestore state store needs the firestore extra:"
+                " pip install 'assistant-service[firestore]'"
+            ) from error
 
         return cls(
             client=AsyncClient(project=project, database=database),

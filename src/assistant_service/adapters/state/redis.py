@@ -176,9 +176,14 @@ class RedisStateStore:
         yourself to have them.
         Raises ``ConfigurationError`` for a URL redis-py cannot use.
         """
-        from redis.asyncio import Redis  # noqa: PLC0415 - the [redis] extra, only when chosen
-        from redis.asyncio.retry import Retry  # noqa: PLC0415
-        from redis.backoff import NoBackoff  # noqa: PLC0415
+        try:
+            from redis.asyncio import Redis  # noqa: PLC0415 - the [redis] extra, only when chosen
+            from redis.asyncio.retry import Retry  # noqa: PLC0415
+            from redis.backoff import NoBackoff  # noqa: PLC0415
+        except ImportError as error:
+            raise ConfigurationError(
+                "the Redis state store needs the redis extra: pip install 'assistant-service[redis]'"
+            ) from error
 
         if password is not None and _has_password(url):
             raise ConfigurationError("give the Redis password in the URL or as a secret, not both")
