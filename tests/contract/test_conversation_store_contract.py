@@ -2,7 +2,7 @@
 
 Every ConversationStore adapter must pass this suite: the in-memory ones, and
 the shared state stores against a real redis-server and the Firestore emulator
-(their backends come from ``conftest.py``). What the state stores add (leases,
+(their backends come from ``support.state_backends``). What the state stores add (leases,
 fenced appends, pending calls) is in ``test_state_store_contract.py``.
 """
 
@@ -15,7 +15,7 @@ import pytest
 from assistant_service.adapters.conversations.memory import InMemoryConversationStore
 from assistant_service.domain.errors import NotFoundError
 from assistant_service.domain.models import Conversation
-from conftest import STATE_BACKENDS, StateBackend, state_backend_opener
+from support.state_backends import STATE_BACKENDS, StateBackend, state_backend_opener
 
 pytestmark = pytest.mark.anyio
 
