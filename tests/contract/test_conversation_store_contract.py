@@ -1,13 +1,13 @@
 """The conversation-store port's contract.
 
-Every ConversationStore adapter must pass this suite: add a factory to
-``STORES`` (a shared store would start its server in a fixture and return an
-adapter pointed at it).
+Every ConversationStore adapter must pass this suite: the in-memory ones, and
+the shared state stores against a real redis-server and the Firestore emulator
+(their backends come from ``support.state_backends``). What the state stores add (leases,
+fenced appends, pending calls) is in ``test_state_store_contract.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timezone
 
 import pytest
@@ -15,18 +15,21 @@ import pytest
 from assistant_service.adapters.conversations.memory import InMemoryConversationStore
 from assistant_service.domain.errors import NotFoundError
 from assistant_service.domain.models import Conversation
-from assistant_service.ports.conversations import ConversationStore
+from support.state_backends import STATE_BACKENDS, StateBackend, state_backend_opener
 
 pytestmark = pytest.mark.anyio
 
-STORES: dict[str, Callable[[], ConversationStore]] = {
-    "memory": InMemoryConversationStore,
-}
 
-
-@pytest.fixture(params=sorted(STORES))
-def store(request) -> ConversationStore:
-    return STORES[request.param]()
+@pytest.fixture(params=["InMemoryConversationStore", *STATE_BACKENDS])
+async def store(request):
+    if request.param == "InMemoryConversationStore":
+        yield InMemoryConversationStore()
+        return
+    backend = StateBackend(request.param, state_backend_opener(request.param, request))
+    try:
+        yield backend.store
+    finally:
+        await backend.aclose()
 
 
 def conversation(identifier: str = "conv_1") -> Conversation:

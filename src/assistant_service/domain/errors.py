@@ -5,6 +5,7 @@
     AssistantServiceError
     ├── NotFoundError             unknown conversation, assistant, tool or secret
     ├── ConflictError             a run is already active on the conversation
+    │   └── LeaseLostError        a run's lease was taken over; its write was refused
     ├── InvalidInputError         a message, id or field the caller must fix
     ├── ConfigurationError        settings, profiles or tools that cannot work
     │   └── ToolRegistrationError a function that cannot become a tool
@@ -12,6 +13,7 @@
     ├── RunLimitError             a run that hit its tool-round limit
     └── UpstreamError             the language model (or another backend) failed
         └── UpstreamUnavailableError   retryable: rate limits, overload; may carry retry_after
+            └── StateStoreUnavailableError   the shared state store cannot be reached
 
 Each class has a stable ``code`` that the HTTP edge puts in error bodies.
 """
@@ -46,6 +48,16 @@ class ConflictError(AssistantServiceError):
     """A run is already active on this conversation."""
 
     code = "conflict"
+
+
+class LeaseLostError(ConflictError):
+    """A run no longer holds its conversation's lease: its write or renewal was refused.
+
+    Another run took the lease over (a fenced write), or the lease lapsed before it
+    was renewed. Nothing was written; the run must stop.
+    """
+
+    code = "lease_lost"
 
 
 class InvalidInputError(AssistantServiceError):
@@ -96,3 +108,12 @@ class UpstreamUnavailableError(UpstreamError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StateStoreUnavailableError(UpstreamUnavailableError):
+    """The shared state store (Redis, Firestore) cannot be reached; retrying later may work.
+
+    The message names the store and what failed, never a password or key.
+    """
+
+    code = "state_store_unavailable"

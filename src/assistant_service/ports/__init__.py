@@ -1,8 +1,9 @@
 """Ports: the interfaces the domain needs from the outside world."""
 
 from assistant_service.ports.config import AssistantConfigRepository
-from assistant_service.ports.conversations import ConversationStore
+from assistant_service.ports.conversations import ConversationStore, StateStoreHealth
 from assistant_service.ports.language_model import LanguageModel
+from assistant_service.ports.run_state import PendingCalls, RunLock
 from assistant_service.ports.secrets import SecretRepository
 from assistant_service.ports.tools import ToolRegistry
 
@@ -10,6 +11,9 @@ __all__ = [
     "AssistantConfigRepository",
     "ConversationStore",
     "LanguageModel",
+    "PendingCalls",
+    "RunLock",
     "SecretRepository",
+    "StateStoreHealth",
     "ToolRegistry",
 ]

@@ -1,10 +1,11 @@
-"""The conversation-store port."""
+"""The conversation-store port, and the health check of the store behind it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import Conversation
 
 
@@ -13,21 +14,46 @@ class ConversationStore(Protocol):
 
     Items are JSON-compatible mappings in the backend's own format (chat
     messages, response input items); the store keeps them in order and never
-    interprets them. ``get`` and ``items`` raise ``NotFoundError`` for an unknown id.
+    interprets them. ``get``, ``items`` and ``append`` raise ``NotFoundError``
+    for an unknown id. A store may bound a history: it then keeps the newest
+    items. A shared store raises ``StateStoreUnavailableError`` when it cannot
+    be reached.
     """
 
     async def create(self, conversation: Conversation) -> None:
-        """Store a new conversation with no items."""
+        """Store a new conversation with no items; ``InvalidInputError`` if its id exists."""
         ...
 
     async def get(self, conversation_id: str) -> Conversation:
         """Return the conversation."""
         ...
 
-    async def append(self, conversation_id: str, items: Sequence[Mapping[str, Any]]) -> None:
-        """Add items at the end of the conversation's history, all or none."""
+    async def append(
+        self,
+        conversation_id: str,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        fence: Lease | None = None,
+    ) -> None:
+        """Add items at the end of the conversation's history, all or none.
+
+        Concurrent appends each land whole and in one place: no batch is split
+        or interleaved with another. With ``fence``, the append happens only if
+        ``fence.token`` is still the conversation's current fencing token (the
+        latest that this store's ``RunLock`` granted for it); otherwise it
+        raises ``LeaseLostError`` and writes nothing. Items that are not JSON
+        raise ``InvalidInputError``.
+        """
         ...
 
     async def items(self, conversation_id: str) -> list[Mapping[str, Any]]:
-        """The conversation's items, oldest first."""
+        """The conversation's items, oldest first: copies the caller may change."""
+        ...
+
+
+class StateStoreHealth(Protocol):
+    """Whether the shared state store answers, for the readiness check."""
+
+    async def ping(self) -> None:
+        """Return when the store answers; raise ``StateStoreUnavailableError`` when it does not."""
         ...

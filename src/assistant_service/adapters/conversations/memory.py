@@ -8,7 +8,8 @@ from typing import Any
 
 import attrs
 
-from assistant_service.domain.errors import InvalidInputError, NotFoundError
+from assistant_service.domain.errors import InvalidInputError, LeaseLostError, NotFoundError
+from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import Conversation
 
 
@@ -19,6 +20,10 @@ class InMemoryConversationStore:
     The oldest conversation is dropped when ``max_conversations`` is reached, so
     a long-running process does not grow without bound. Items are copied in and
     out: callers cannot change stored history by accident.
+
+    It has no run lock, so no lease can fence its appends: a fenced append is
+    refused. :class:`~assistant_service.adapters.state.memory.InMemoryStateStore`
+    has one, and supersedes this store.
     """
 
     max_conversations: int = 10_000
@@ -42,8 +47,17 @@ class InMemoryConversationStore:
         except KeyError:
             raise NotFoundError("conversation", conversation_id) from None
 
-    async def append(self, conversation_id: str, items: Sequence[Mapping[str, Any]]) -> None:
+    async def append(
+        self,
+        conversation_id: str,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        fence: Lease | None = None,
+    ) -> None:
         history = self._history(conversation_id)
+        if fence is not None:
+            # No lock of this store granted the lease: it cannot be current here.
+            raise LeaseLostError(f"this store cannot fence appends to {conversation_id!r}")
         copies = [_json_copy(item) for item in items]  # all or none: copy before changing
         history.extend(copies)
         # Keep the newest items: an over-long history loses its oldest turns first.

@@ -1,0 +1,357 @@
+"""Conversations, their history and run state on Redis or Memorystore (the ``[redis]`` extra).
+
+Every key of a conversation carries its id as a hash tag (``prefix{id}:items``),
+so one conversation's keys share a cluster slot and each Lua script below
+touches one slot. Keys:
+
+- ``conversation``: the conversation as JSON; ``items``: a list of JSON items;
+  both expire ``conversation_ttl`` after the last write.
+- ``lease``: ``"<token> <holder>"``, expiring with the lease.
+- ``token``: the fencing-token counter. It outlives every lease (``conversation_ttl``
+  after the last grant); a counter that expired starts again from the server's
+  clock in milliseconds, above every token it gave before, so none is reused.
+- ``pending``: the remembered tool call ids, as a JSON list.
+
+A grant and a fenced append are each one script: a refused acquire must not
+move the counter (that would fence out the live holder), and a fenced append
+checks the counter and pushes in one step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import urllib.parse
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from assistant_service.adapters.state._common import (
+    check_fence,
+    check_ttl,
+    conflict,
+    decode_conversation,
+    decode_items,
+    encode_conversation,
+    encode_item,
+    fenced_out,
+    lease_lost,
+)
+from assistant_service.domain.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    NotFoundError,
+    StateStoreUnavailableError,
+)
+from assistant_service.domain.leases import Lease
+from assistant_service.domain.models import Conversation
+from assistant_service.domain.secrets import Secret
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+DEFAULT_PREFIX = "assistant-service:"
+THIRTY_DAYS = 30 * 24 * 3600.0
+
+# KEYS: conversation, items. ARGV: the conversation's JSON, ttl ms.
+_CREATE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS: conversation, items, token. ARGV: fence token ('' for none), ttl ms, max items, items...
+# Returns 0 when written, -1 for an unknown conversation, -2 for a stale fence.
+_APPEND = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then return -2 end
+-- unpack() is bounded by Lua's stack: push long batches in slices.
+for first = 4, #ARGV, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+end
+if #ARGV >= 4 then
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 0
+"""
+
+# KEYS: lease, token. ARGV: holder, lease ttl ms, counter ttl ms.
+# Returns {1, token} when granted, {0, holder} while another holder's lease is live.
+_ACQUIRE = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local held_by = string.sub(current, string.find(current, ' ', 1, true) + 1)
+  if held_by ~= ARGV[1] then return {0, held_by} end
+end
+local token
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  token = string.format('%d', redis.call('INCR', KEYS[2]))
+else
+  local now = redis.call('TIME')
+  token = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
+  redis.call('SET', KEYS[2], token)
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[1], token .. ' ' .. ARGV[1], 'PX', ARGV[2])
+return {1, token}
+"""
+
+# KEYS: lease, token. ARGV: the lease's value, lease ttl ms, counter ttl ms.
+_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
+
+# KEYS: lease. ARGV: the lease's value.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_CREDENTIALS_IN_URL = re.compile(r"(?<=://)[^@/\s]*@")
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+@attrs.define
+class RedisStateStore:
+    """Conversation store, run lock and pending calls on one Redis database.
+
+    Built from a ``redis.asyncio.Redis`` client, which it then owns (``aclose``
+    closes it), or by :meth:`from_url`. Keys start with ``prefix``; a
+    conversation and its history expire ``conversation_ttl`` seconds after
+    their last write, and a history keeps its newest ``max_items`` items. Every
+    Redis failure is raised as ``StateStoreUnavailableError``. Give it a client
+    that does not retry: a write retried after a lost reply would land twice.
+    Needs Redis 6.2 or later.
+    """
+
+    _client: Redis = attrs.field(alias="client")
+    prefix: str = DEFAULT_PREFIX
+    conversation_ttl: float = attrs.field(default=THIRTY_DAYS, validator=attrs.validators.gt(0))
+    max_items: int = attrs.field(default=10_000, validator=attrs.validators.gt(0))
+    _scripts: dict[str, AsyncScript] = attrs.field(factory=dict, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Scripts run by hash; redis-py loads one again after a restart emptied the cache.
+        for name, source in (
+            ("create", _CREATE),
+            ("append", _APPEND),
+            ("acquire", _ACQUIRE),
+            ("renew", _RENEW),
+            ("release", _RELEASE),
+        ):
+            self._scripts[name] = self._client.register_script(source)
+
+    @classmethod
+    def from_url(  # noqa: PLR0913 - the store's settings, all keyword-only
+        cls,
+        url: str,
+        *,
+        password: Secret | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        conversation_ttl: float = THIRTY_DAYS,
+        max_items: int = 10_000,
+        timeout: float = 5.0,
+    ) -> RedisStateStore:
+        """A store on ``redis://`` (or ``rediss://``, ``unix://``) ``url``, with one connection pool.
+
+        ``password`` (say, from Secret Manager) is for a URL without one: with
+        both, ``ConfigurationError``.
+        Commands time out after ``timeout`` seconds and are not retried; a
+        connection the server closed is replaced before it is used. Redis
+        Enterprise's maintenance notifications are off: build the client
+        yourself to have them.
+        Raises ``ConfigurationError`` for a URL redis-py cannot use.
+        """
+        try:
+            from redis.asyncio import Redis  # noqa: PLC0415 - the [redis] extra, only when chosen
+            from redis.asyncio.retry import Retry  # noqa: PLC0415
+            from redis.backoff import NoBackoff  # noqa: PLC0415
+        except ImportError as error:
+            raise ConfigurationError(
+                "the Redis state store needs the redis extra: pip install 'assistant-service[redis]'"
+            ) from error
+
+        if password is not None and _has_password(url):
+            raise ConfigurationError("give the Redis password in the URL or as a secret, not both")
+        options: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        if password is not None:
+            options["password"] = password.reveal()
+        try:
+            from redis.maint_notifications import MaintNotificationsConfig  # noqa: PLC0415
+        except ImportError:  # redis-py before 7: no maintenance notifications
+            pass
+        else:
+            # With them on ("auto", the default), redis-py hands out a pooled
+            # connection without checking that the server closed it: the first
+            # command after a restart or failover would fail.
+            options["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
+        try:
+            client = Redis.from_url(url, **options)
+        except ValueError as error:
+            # redis-py's words for a bad URL name the scheme, never the URL; scrub all the same.
+            detail = _CREDENTIALS_IN_URL.sub("***@", str(error))
+            raise ConfigurationError(f"cannot use the Redis URL: {detail}") from None
+        return cls(
+            client=client, prefix=prefix, conversation_ttl=conversation_ttl, max_items=max_items
+        )
+
+    async def aclose(self) -> None:
+        """Close the client and its connections."""
+        with self._unavailable():
+            await self._client.aclose()
+
+    # ConversationStore
+
+    async def create(self, conversation: Conversation) -> None:
+        keys = [self._key(conversation.id, "conversation"), self._key(conversation.id, "items")]
+        args: list[str | int] = [encode_conversation(conversation), self._ttl_ms]
+        with self._unavailable():
+            created = await self._scripts["create"](keys=keys, args=args)
+        if not created:
+            raise InvalidInputError(f"conversation {conversation.id!r} exists already")
+
+    async def get(self, conversation_id: str) -> Conversation:
+        with self._unavailable():
+            text = await self._client.get(self._key(conversation_id, "conversation"))
+        if text is None:
+            raise NotFoundError("conversation", conversation_id)
+        return decode_conversation(text)
+
+    async def append(
+        self,
+        conversation_id: str,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        fence: Lease | None = None,
+    ) -> None:
+        if fence is not None:
+            check_fence(conversation_id, fence)
+        texts = [encode_item(item) for item in items]
+        keys = [
+            self._key(conversation_id, "conversation"),
+            self._key(conversation_id, "items"),
+            self._key(conversation_id, "token"),
+        ]
+        fence_token = "" if fence is None else str(fence.token)
+        args: list[str | int] = [fence_token, self._ttl_ms, self.max_items, *texts]
+        with self._unavailable():
+            outcome = await self._scripts["append"](keys=keys, args=args)
+        if outcome == -1:
+            raise NotFoundError("conversation", conversation_id)
+        if fence is not None and outcome == -2:
+            raise fenced_out(fence)
+
+    async def items(self, conversation_id: str) -> list[Mapping[str, Any]]:
+        with self._unavailable():
+            async with self._client.pipeline(transaction=True) as pipeline:
+                pipeline.exists(self._key(conversation_id, "conversation"))
+                pipeline.lrange(self._key(conversation_id, "items"), 0, -1)
+                exists, texts = await pipeline.execute()
+        if not exists:
+            raise NotFoundError("conversation", conversation_id)
+        return decode_items(texts)
+
+    # StateStoreHealth
+
+    async def ping(self) -> None:
+        with self._unavailable():
+            await self._client.ping()
+
+    # RunLock
+
+    async def acquire(self, conversation_id: str, holder: str, ttl: float) -> Lease:
+        check_ttl(ttl)
+        keys = [self._key(conversation_id, "lease"), self._key(conversation_id, "token")]
+        args: list[str | int] = [holder, _milliseconds(ttl), self._ttl_ms]
+        with self._unavailable():
+            granted, detail = await self._scripts["acquire"](keys=keys, args=args)
+        if not granted:
+            raise conflict(conversation_id)
+        return Lease(conversation_id, holder, int(detail), ttl)
+
+    async def renew(self, lease: Lease) -> None:
+        keys = [
+            self._key(lease.conversation_id, "lease"),
+            self._key(lease.conversation_id, "token"),
+        ]
+        args: list[str | int] = [_lease_value(lease), _milliseconds(lease.ttl), self._ttl_ms]
+        with self._unavailable():
+            renewed = await self._scripts["renew"](keys=keys, args=args)
+        if not renewed:
+            raise lease_lost(lease)
+
+    async def release(self, lease: Lease) -> None:
+        keys = [self._key(lease.conversation_id, "lease")]
+        with self._unavailable():
+            await self._scripts["release"](keys=keys, args=[_lease_value(lease)])
+
+    # PendingCalls
+
+    async def remember(self, conversation_id: str, call_ids: Sequence[str]) -> None:
+        key = self._key(conversation_id, "pending")
+        with self._unavailable():
+            if call_ids:
+                await self._client.set(key, json.dumps(list(call_ids)), px=self._ttl_ms)
+            else:
+                await self._client.delete(key)
+
+    async def take(self, conversation_id: str) -> tuple[str, ...]:
+        with self._unavailable():
+            text = await self._client.getdel(self._key(conversation_id, "pending"))
+        return () if text is None else tuple(json.loads(text))
+
+    # Helpers
+
+    @property
+    def _ttl_ms(self) -> int:
+        return _milliseconds(self.conversation_ttl)
+
+    def _key(self, conversation_id: str, kind: str) -> str:
+        return f"{self.prefix}{{{conversation_id}}}:{kind}"
+
+    @contextlib.contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        """Raise every failure of Redis (or the way to it) as ``StateStoreUnavailableError``."""
+        from redis.exceptions import RedisError  # noqa: PLC0415 - loaded with the client already
+
+        try:
+            yield
+        except (RedisError, OSError, asyncio.TimeoutError) as error:
+            # Not chained: the vendor's exception carries connection details into tracebacks.
+            raise StateStoreUnavailableError(self._describe(error)) from None
+
+    def _describe(self, error: BaseException) -> str:
+        options = self._client.connection_pool.connection_kwargs
+        where = options.get("path") or f"{options.get('host')}:{options.get('port')}"
+        detail = _CREDENTIALS_IN_URL.sub("***@", f"{type(error).__name__}: {error}")
+        password = options.get("password")
+        if password:
+            detail = detail.replace(str(password), "***")
+        return f"the state store (Redis at {where}) is unavailable: {detail}"
+
+
+def _has_password(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    return bool(parts.password) or "password" in urllib.parse.parse_qs(parts.query)
+
+
+def _lease_value(lease: Lease) -> str:
+    return f"{lease.token} {lease.holder}"

@@ -1,0 +1,49 @@
+"""The Firestore state store when Firestore cannot be reached."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytest.importorskip("google.cloud.firestore")
+
+from assistant_service.adapters.state.firestore import FirestoreStateStore
+from assistant_service.domain.errors import StateStoreUnavailableError, UpstreamUnavailableError
+from assistant_service.domain.models import Conversation
+from support.servers import free_port
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_an_unreachable_firestore_is_unavailable_within_the_timeout(monkeypatch):
+    # Nothing listens there: the client would retry for up to a minute unbounded.
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
+    store = FirestoreStateStore.from_environment("test-project", timeout=0.5)
+    calls = {
+        "ping": store.ping(),
+        "create": store.create(Conversation.new("assistant-1")),
+        "items": store.items("conv_1"),
+        "acquire": store.acquire("conv_1", "run-1", 5),
+        "take": store.take("conv_1"),
+    }
+    try:
+        for name, call in calls.items():
+            started = time.monotonic()
+            with pytest.raises(StateStoreUnavailableError) as raised:
+                await call
+            assert time.monotonic() - started < 3, name
+            assert isinstance(raised.value, UpstreamUnavailableError)
+            assert "Firestore test-project/(default)" in raised.value.message
+    finally:
+        await store.aclose()
+
+
+def test_ids_firestore_cannot_hold_are_refused_before_any_call(monkeypatch):
+    from assistant_service.domain.errors import InvalidInputError  # noqa: PLC0415
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
+    store = FirestoreStateStore.from_environment("test-project")
+    for bad in ("", "a/b", ".", "..", "__reserved__", "x" * 1501):
+        with pytest.raises(InvalidInputError):
+            store._conversation(bad)
