@@ -92,13 +92,6 @@ async def test_items_keep_their_order_and_content(store, peer):
     ]
 
 
-async def test_conversations_do_not_share_items(store):
-    await store.create(conversation("conv_a"))
-    await store.create(conversation("conv_b"))
-    await store.append("conv_a", [{"x": 1}])
-    assert await store.items("conv_b") == []
-
-
 async def test_items_are_copied_in_and_out(store):
     await store.create(conversation())
     item = {"list": [1]}
