@@ -299,13 +299,18 @@ async def test_a_lapsed_lease_nobody_took_still_fences(store):
     assert await store.items("conv_1") == [{"n": 1}]
 
 
-async def test_a_fence_from_a_lock_that_granted_nothing_is_refused(store):
+async def test_a_store_fences_against_its_own_grants_only(store):
+    # A lease from another lock (a model whose store is not the service's run
+    # lock) writes while this store granted nothing on the conversation, and is
+    # refused from the first grant on: fencing needs one store for both.
     await store.create(conversation())
-    foreign = await store.acquire("conv_other", "run-1", TTL)
-    forged = type(foreign)("conv_1", "run-1", foreign.token, TTL)
+    other_lock = await store.acquire("conv_other", "run-1", TTL)
+    foreign = type(other_lock)("conv_1", "run-1", other_lock.token + 1_000, TTL)
+    await store.append("conv_1", [{"n": 1}], fence=foreign)
+    await store.acquire("conv_1", "run-2", TTL)
     with pytest.raises(LeaseLostError):
-        await store.append("conv_1", [{"n": 1}], fence=forged)
-    assert await store.items("conv_1") == []
+        await store.append("conv_1", [{"n": 2}], fence=foreign)
+    assert await store.items("conv_1") == [{"n": 1}]
 
 
 async def test_a_lease_on_another_conversation_cannot_fence(store):

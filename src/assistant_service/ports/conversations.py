@@ -38,11 +38,12 @@ class ConversationStore(Protocol):
         """Add items at the end of the conversation's history, all or none.
 
         Concurrent appends each land whole and in one place: no batch is split
-        or interleaved with another. With ``fence``, the append happens only if
-        ``fence.token`` is still the conversation's current fencing token (the
-        latest that this store's ``RunLock`` granted for it); otherwise it
-        raises ``LeaseLostError`` and writes nothing. Items that are not JSON
-        raise ``InvalidInputError``.
+        or interleaved with another. With ``fence``, the append is refused with
+        ``LeaseLostError`` (nothing written) when this store's ``RunLock`` has
+        granted a lease on the conversation that is not ``fence`` (a later
+        run took over). A store fences against its own grants only: give the
+        service and its model one state store. Items that are not JSON raise
+        ``InvalidInputError``.
         """
         ...
 

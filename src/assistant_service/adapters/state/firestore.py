@@ -219,7 +219,8 @@ class FirestoreStateStore:
                 raise NotFoundError("conversation", conversation_id)
             if fence is not None:
                 lease = await self._read(lease_reference, transaction)
-                if not lease.exists or lease.get("token") != fence.token:
+                # A store fences against its own grants: with none on record, none came later.
+                if lease.exists and lease.get("token") != fence.token:
                     raise fenced_out(fence)
             first = int(snapshot.get("next_seq"))
             expire_at = self._expiry(now)

@@ -172,7 +172,8 @@ class InMemoryStateStore:
     def _check_fence(self, conversation_id: str, fence: Lease) -> None:
         check_fence(conversation_id, fence)
         grant = self._grants.get(conversation_id)
-        if grant is None or grant.token != fence.token:
+        # A store fences against its own grants: with none on record, none came later.
+        if grant is not None and grant.token != fence.token:
             raise fenced_out(fence)
 
     def _evict_least_recently_used(self) -> None:

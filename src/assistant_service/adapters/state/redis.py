@@ -70,7 +70,11 @@ return 0
 # Returns 0 when written, -1 for an unknown conversation, -2 for a stale fence.
 _APPEND = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then return -2 end
+if ARGV[1] ~= '' then
+  -- A store fences against its own grants: with no token on record, no later grant exists.
+  local current = redis.call('GET', KEYS[3])
+  if current and current ~= ARGV[1] then return -2 end
+end
 -- unpack() is bounded by Lua's stack: push long batches in slices.
 for first = 4, #ARGV, 1000 do
   redis.call('RPUSH', KEYS[2], unpack(ARGV, first, math.min(first + 999, #ARGV)))
