@@ -21,7 +21,6 @@ from __future__ import annotations
 import pytest
 
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
-from assistant_service.adapters.conversations.memory import InMemoryConversationStore
 from assistant_service.adapters.llm.offline import offline_model
 from assistant_service.adapters.llm.scripted import (
     ScriptedModel,
@@ -36,6 +35,7 @@ from assistant_service.adapters.secrets.memory import (
     EnvironmentSecretRepository,
     InMemorySecretRepository,
 )
+from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.application.service import AssistantService
 from assistant_service.domain.models import AssistantProfile
@@ -46,8 +46,8 @@ __all__ = [
     "EnvironmentSecretRepository",
     "FunctionToolRegistry",
     "InMemoryConfigRepository",
-    "InMemoryConversationStore",
     "InMemorySecretRepository",
+    "InMemoryStateStore",
     "ScriptedModel",
     "ScriptedStep",
     "StepRequest",
@@ -59,14 +59,21 @@ __all__ = [
     "offline_model",
     "reply",
     "scripted_model",
+    "state_store",
     "tool_registry",
 ]
 
 
 @pytest.fixture
-def scripted_model() -> ScriptedModel:
+def state_store() -> InMemoryStateStore:
+    """The in-memory state store the scripted model and the service share."""
+    return InMemoryStateStore()
+
+
+@pytest.fixture
+def scripted_model(state_store: InMemoryStateStore) -> ScriptedModel:
     """A fresh ScriptedModel; queue its steps with ``scripted_model.script(...)``."""
-    return ScriptedModel()
+    return ScriptedModel(store=state_store)
 
 
 @pytest.fixture
@@ -88,10 +95,12 @@ def assistant_service(
     scripted_model: ScriptedModel,
     assistant_profile: AssistantProfile,
     tool_registry: FunctionToolRegistry,
+    state_store: InMemoryStateStore,
 ) -> AssistantService:
     """An AssistantService on the scripted model, with ``assistant_profile`` as its default."""
     return AssistantService(
         model=scripted_model,
+        run_lock=state_store,
         configs=InMemoryConfigRepository.of(assistant_profile),
         tools=tool_registry,
         default_assistant_id=assistant_profile.id,

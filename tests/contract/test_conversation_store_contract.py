@@ -1,7 +1,7 @@
 """The conversation-store port's contract.
 
-Every ConversationStore adapter must pass this suite: the in-memory ones, and
-the shared state stores against a real redis-server and the Firestore emulator
+Every ConversationStore adapter must pass this suite: the in-memory store, and
+the shared ones against a real redis-server and the Firestore emulator
 (their backends come from ``support.state_backends``). What the state stores add (leases,
 fenced appends, pending calls) is in ``test_state_store_contract.py``.
 """
@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 
 import pytest
 
-from assistant_service.adapters.conversations.memory import InMemoryConversationStore
 from assistant_service.domain.errors import NotFoundError
 from assistant_service.domain.models import Conversation
 from support.state_backends import STATE_BACKENDS, StateBackend, state_backend_opener
@@ -20,11 +19,8 @@ from support.state_backends import STATE_BACKENDS, StateBackend, state_backend_o
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["InMemoryConversationStore", *STATE_BACKENDS])
+@pytest.fixture(params=STATE_BACKENDS)
 async def store(request):
-    if request.param == "InMemoryConversationStore":
-        yield InMemoryConversationStore()
-        return
     backend = StateBackend(request.param, state_backend_opener(request.param, request))
     try:
         yield backend.store

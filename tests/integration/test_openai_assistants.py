@@ -11,6 +11,7 @@ import structlog
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
 from assistant_service.adapters.llm.openai._client import make_openai_client
 from assistant_service.adapters.llm.openai.assistants._model import OpenAIAssistantsModel
+from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.application.service import AssistantService
 from assistant_service.domain.errors import (
@@ -167,6 +168,7 @@ async def test_the_service_runs_tools_through_the_assistants_backend(fake_openai
     async with client:
         service = AssistantService(
             model=OpenAIAssistantsModel(client=client),
+            run_lock=InMemoryStateStore(),
             configs=InMemoryConfigRepository.of(PROFILE),
             tools=registry,
             default_assistant_id="helper",
@@ -388,6 +390,7 @@ async def test_the_service_limits_rounds_and_recovers_on_the_next_turn(fake_open
     async with client:
         service = AssistantService(
             model=OpenAIAssistantsModel(client=client),
+            run_lock=InMemoryStateStore(),
             configs=InMemoryConfigRepository.of(profile),
             tools=registry,
             default_assistant_id="helper",

@@ -8,9 +8,9 @@ import pytest
 import structlog
 
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
-from assistant_service.adapters.conversations.memory import InMemoryConversationStore
 from assistant_service.adapters.llm.openai._client import make_openai_client
 from assistant_service.adapters.llm.openai.chat._model import OpenAIChatModel
+from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.application.service import AssistantService
 from assistant_service.domain.errors import NotFoundError, UpstreamError, UpstreamUnavailableError
@@ -54,7 +54,7 @@ def chat(fake_openai):
 
 @pytest.fixture
 def store():
-    return InMemoryConversationStore()
+    return InMemoryStateStore()
 
 
 @pytest.fixture
@@ -192,7 +192,7 @@ async def test_calls_left_unanswered_are_answered_as_interrupted(fake_openai, ch
 async def test_a_history_trimmed_by_the_store_never_sends_an_orphan_tool_reply(
     fake_openai, chat, openai_client
 ):
-    store = InMemoryConversationStore(max_items_per_conversation=2)
+    store = InMemoryStateStore(max_items=2)
     model = OpenAIChatModel(client=openai_client, store=store)
     chat.play(
         chat_calls(("c1", "weather__get_forecast", "{}")), chat_reply("one"), chat_reply("two")
@@ -236,8 +236,10 @@ async def test_the_service_runs_tools_over_chat_completions(fake_openai, chat):
     chat.play(chat_calls(("c1", "weather__get_forecast", '{"city": "Rome"}')), chat_reply("Sunny."))
     client = make_openai_client(api_key=API_KEY, base_url=fake_openai.base_url, max_retries=0)
     async with client:
+        state = InMemoryStateStore()
         service = AssistantService(
-            model=OpenAIChatModel(client=client),
+            model=OpenAIChatModel(client=client, store=state),
+            run_lock=state,
             configs=InMemoryConfigRepository.of(PROFILE),
             tools=registry,
             default_assistant_id="helper",
@@ -374,8 +376,10 @@ async def test_the_round_limit_leaves_calls_that_the_next_turn_repairs(fake_open
     )
     client = make_openai_client(api_key=API_KEY, base_url=fake_openai.base_url, max_retries=0)
     async with client:
+        state = InMemoryStateStore()
         service = AssistantService(
-            model=OpenAIChatModel(client=client),
+            model=OpenAIChatModel(client=client, store=state),
+            run_lock=state,
             configs=InMemoryConfigRepository.of(profile),
             tools=registry,
             default_assistant_id="helper",

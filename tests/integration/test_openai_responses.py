@@ -9,9 +9,9 @@ import pytest
 import structlog
 
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
-from assistant_service.adapters.conversations.memory import InMemoryConversationStore
 from assistant_service.adapters.llm.openai._client import make_openai_client
 from assistant_service.adapters.llm.openai.responses._model import OpenAIResponsesModel
+from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.application.service import AssistantService
 from assistant_service.domain.errors import (
@@ -470,7 +470,7 @@ async def test_a_400_with_nothing_to_repair_is_an_upstream_error(fake_openai, op
 
 
 async def test_local_state_lives_in_the_given_store(fake_openai, openai_client):
-    store = InMemoryConversationStore()
+    store = InMemoryStateStore()
     model = OpenAIResponsesModel(openai_client, state="local", store=store)
     conversation = await model.open_conversation(PROFILE, {"k": "v"})
     assert conversation.id.startswith("conv_local_")
@@ -504,6 +504,7 @@ async def test_a_full_service_run_with_a_tool_round(fake_openai, model):
     profile = AssistantProfile(id="helper", model="gpt-test", tools=("weather.get_forecast",))
     service = AssistantService(
         model=model,
+        run_lock=InMemoryStateStore(),
         configs=InMemoryConfigRepository.of(profile),
         tools=registry,
         default_assistant_id="helper",
@@ -536,6 +537,7 @@ def limited_service(model, rounds=1):
     )
     return AssistantService(
         model=model,
+        run_lock=InMemoryStateStore(),
         configs=InMemoryConfigRepository.of(profile),
         tools=registry,
         default_assistant_id="helper",

@@ -6,11 +6,11 @@ import pickle
 
 import pytest
 
-from assistant_service.adapters.conversations.memory import InMemoryConversationStore
 from assistant_service.adapters.secrets.memory import (
     EnvironmentSecretRepository,
     InMemorySecretRepository,
 )
+from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.domain.errors import (
     InvalidInputError,
     NotFoundError,
@@ -62,7 +62,7 @@ def test_upstream_unavailable_carries_retry_after():
 async def test_the_memory_store_is_bounded_and_copies_items():
     from datetime import datetime, timezone  # noqa: PLC0415
 
-    store = InMemoryConversationStore(max_conversations=2, max_items_per_conversation=3)
+    store = InMemoryStateStore(max_conversations=2, max_items=3)
     now = datetime.now(timezone.utc)
     for name in ("a", "b", "c"):
         await store.create(Conversation(name, "assistant", now))

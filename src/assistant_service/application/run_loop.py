@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncGenerator
+from functools import partial
 from typing import TYPE_CHECKING
 
 from assistant_service.application.tool_invocation import invoke_round
@@ -40,6 +41,7 @@ from assistant_service.domain.steps import (
 from assistant_service.domain.tools import ToolCall, ToolOutcome
 
 if TYPE_CHECKING:
+    from assistant_service.application.lease_keeper import LeaseKeeper
     from assistant_service.ports.language_model import LanguageModel
     from assistant_service.ports.tools import ToolRegistry
 
@@ -50,7 +52,7 @@ def new_run_id() -> str:
     return f"run_{uuid.uuid4().hex}"
 
 
-async def run_turn(  # noqa: C901, PLR0913 -- one loop, read top to bottom; keyword-only
+async def run_turn(  # noqa: C901, PLR0912, PLR0913 -- one loop, read top to bottom; keyword-only
     *,
     model: LanguageModel,
     tools: ToolRegistry,
@@ -58,6 +60,7 @@ async def run_turn(  # noqa: C901, PLR0913 -- one loop, read top to bottom; keyw
     conversation: Conversation,
     message: str,
     run_id: str | None = None,
+    keeper: LeaseKeeper | None = None,
 ) -> AsyncGenerator[RunEvent, None]:
     """Stream the events of one run; the last event is ``RunCompleted`` or ``RunFailed``.
 
@@ -66,6 +69,10 @@ async def run_turn(  # noqa: C901, PLR0913 -- one loop, read top to bottom; keyw
     once every call of the round has finished, in call order: no task is left
     running while this generator is suspended, so cancelling or closing it
     cancels the tools in flight and leaks nothing.
+
+    With ``keeper``, the run holds the conversation's lease: each step gets it
+    (adapters fence their writes with it), it is renewed at events and during
+    tool rounds, and a renewal that fails ends the run with ``RunFailed``.
     """
     run_id = run_id or new_run_id()
     messages: list[Message] = []
@@ -84,13 +91,23 @@ async def run_turn(  # noqa: C901, PLR0913 -- one loop, read top to bottom; keyw
             tool_rounds=rounds,
         )
 
+    def failed(error: AssistantServiceError) -> RunFailed:
+        log.warning(
+            "run.failed",
+            extra={"run_id": run_id, "error_code": error.code, "error": error.message},
+        )
+        return RunFailed(run_id, error, result(RunStatus.FAILED))
+
+    lease = keeper.lease if keeper is not None else None
     yield RunStarted(run_id, conversation.id, profile.id)
     specs = tools.specs(profile.tools)
     step: StepInput = UserInput(message)
     while True:
         calls: list[ToolCall] = []
         try:
-            async for event in model.stream_step(conversation, profile, step, specs):
+            async for event in model.stream_step(conversation, profile, step, specs, lease=lease):
+                if keeper is not None:
+                    await keeper.tick()
                 if isinstance(event, ModelTextDelta):
                     yield TextDelta(run_id, event.text)
                 elif isinstance(event, ModelMessage):
@@ -102,11 +119,7 @@ async def run_turn(  # noqa: C901, PLR0913 -- one loop, read top to bottom; keyw
                 elif isinstance(event, ModelUsage):
                     usage += event.usage
         except AssistantServiceError as error:
-            log.warning(
-                "run.failed",
-                extra={"run_id": run_id, "error_code": error.code, "error": error.message},
-            )
-            yield RunFailed(run_id, error, result(RunStatus.FAILED))
+            yield failed(error)
             return
         if not calls:
             yield RunCompleted(run_id, result(RunStatus.COMPLETED))
@@ -122,7 +135,12 @@ async def run_turn(  # noqa: C901, PLR0913 -- one loop, read top to bottom; keyw
         rounds += 1
         for call in calls:
             yield ToolCallStarted(run_id, call)
-        round_outcomes = await invoke_round(calls, tools, profile.tools, profile.limits)
+        invoke = partial(invoke_round, calls, tools, profile.tools, profile.limits)
+        try:
+            round_outcomes = await (invoke() if keeper is None else keeper.beside(invoke))
+        except AssistantServiceError as error:
+            yield failed(error)
+            return
         for outcome in round_outcomes:
             outcomes.append(outcome)
             yield ToolCallCompleted(run_id, outcome)

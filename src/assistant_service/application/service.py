@@ -9,17 +9,22 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from assistant_service.application.lease_keeper import LeaseKeeper, released_at_exit
 from assistant_service.application.run_loop import new_run_id, run_turn
-from assistant_service.domain.errors import ConflictError, InvalidInputError
+from assistant_service.domain.errors import InvalidInputError
 from assistant_service.domain.events import RunCompleted, RunEvent, RunFailed
 from assistant_service.domain.models import AssistantProfile, Conversation, Message, RunResult
 
 if TYPE_CHECKING:
     from assistant_service.ports.config import AssistantConfigRepository
     from assistant_service.ports.language_model import LanguageModel
+    from assistant_service.ports.run_state import RunLock
     from assistant_service.ports.tools import ToolRegistry
 
 _CONVERSATION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+DEFAULT_LOCK_TTL = 30.0
+# How long a run's end may wait for the lease's release before leaving it to lapse.
+RELEASE_TIMEOUT = 5.0
 
 
 @attrs.define
@@ -27,17 +32,22 @@ class AssistantService:
     """Chat with assistants over conversations.
 
     Built from ports (see :func:`assistant_service.bootstrap` for defaults).
-    One run at a time per conversation: a second run on a conversation that has
-    one active is refused with :class:`ConflictError` (HTTP 409) rather than
-    queued, so a client never waits behind a run it cannot see. The guard is per
-    process; several processes sharing a backend rely on its own check.
+    One run at a time per conversation, across every process that shares
+    ``run_lock``: a run holds the conversation's lease (``lock_ttl`` seconds,
+    renewed while it lives, released at its end); a second run on a
+    conversation that has one active is refused with :class:`ConflictError`
+    (HTTP 409) rather than queued, so a client never waits behind a run it
+    cannot see. A run whose process died frees the conversation when its lease
+    lapses. Give the model's conversation store as ``run_lock`` (one state
+    store for both) so a run that lost its lease cannot write history.
     """
 
     _model: LanguageModel = attrs.field(alias="model")
     _configs: AssistantConfigRepository = attrs.field(alias="configs")
     _tools: ToolRegistry = attrs.field(alias="tools")
+    _run_lock: RunLock = attrs.field(alias="run_lock")
     default_assistant_id: str | None = None
-    _active_runs: set[str] = attrs.field(factory=set, init=False)
+    lock_ttl: float = attrs.field(default=DEFAULT_LOCK_TTL, validator=attrs.validators.gt(0))
 
     async def start_conversation(
         self, assistant_id: str | None = None, metadata: Mapping[str, str] | None = None
@@ -75,24 +85,24 @@ class AssistantService:
         conversation = await self._conversation(conversation_id)
         profile = await self._profile(conversation.assistant_id)
         _check_message(message, profile)
-        if conversation.id in self._active_runs:
-            raise ConflictError(f"a run is already active on conversation {conversation.id!r}")
-        self._active_runs.add(conversation.id)
-        try:
-            async with aclosing(
+        run_id = new_run_id()
+        lease = await self._run_lock.acquire(conversation.id, run_id, self.lock_ttl)
+        async with (
+            released_at_exit(self._run_lock, lease, RELEASE_TIMEOUT),
+            aclosing(
                 run_turn(
                     model=self._model,
                     tools=self._tools,
                     profile=profile,
                     conversation=conversation,
                     message=message,
-                    run_id=new_run_id(),
+                    run_id=run_id,
+                    keeper=LeaseKeeper(lock=self._run_lock, lease=lease),
                 )
-            ) as events:
-                async for event in events:
-                    yield event
-        finally:
-            self._active_runs.discard(conversation.id)
+            ) as events,
+        ):
+            async for event in events:
+                yield event
 
     async def history(self, conversation_id: str) -> list[Message]:
         """The conversation's messages, oldest first."""

@@ -8,11 +8,13 @@ from typing import Any
 
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
 from assistant_service.adapters.llm.offline import offline_model
+from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.adapters.tools import FunctionToolRegistry, demo
-from assistant_service.application.service import AssistantService
+from assistant_service.application.service import DEFAULT_LOCK_TTL, AssistantService
 from assistant_service.domain.models import AssistantProfile
 from assistant_service.ports.config import AssistantConfigRepository
 from assistant_service.ports.language_model import LanguageModel
+from assistant_service.ports.run_state import StateStore
 from assistant_service.ports.tools import ToolRegistry
 
 ToolSource = ModuleType | Iterable[Callable[..., Any]]
@@ -40,20 +42,25 @@ def demo_profile(registry: ToolRegistry | None = None) -> AssistantProfile:
     )
 
 
-def bootstrap(
+def bootstrap(  # noqa: PLR0913 -- every part is keyword-only and optional
     *,
     profiles: Iterable[AssistantProfile] = (),
     tools: ToolRegistry | Mapping[str, ToolSource] | None = None,
     model: LanguageModel | None = None,
     configs: AssistantConfigRepository | None = None,
     default_assistant_id: str | None = None,
+    state: StateStore | None = None,
+    lock_ttl: float = DEFAULT_LOCK_TTL,
 ) -> AssistantService:
     """Build an :class:`AssistantService`; every part not given is in-memory and offline.
 
     ``tools`` is a registry, or a mapping of namespace to a module (its ``@tool``
     functions) or to a list of functions. Without ``profiles`` and ``configs`` the
     service holds the demo assistant. The default assistant is
-    ``default_assistant_id``, else the only profile given.
+    ``default_assistant_id``, else the only profile given. ``state`` holds the
+    run leases (and the offline model's history when no ``model`` is given); give
+    a model that keeps history the same store. In memory by default: several
+    processes share a Redis or Firestore one.
     Raises ``ToolRegistrationError`` for a function that cannot be a tool.
     """
     registry = _registry(tools)
@@ -64,11 +71,14 @@ def bootstrap(
             default_assistant_id = default_assistant_id or DEMO_ASSISTANT_ID
     if default_assistant_id is None and len(given) == 1:
         default_assistant_id = given[0].id
+    state = state or InMemoryStateStore()
     return AssistantService(
-        model=model or offline_model(),
+        model=model or offline_model(store=state),
         configs=configs,
         tools=registry,
+        run_lock=state,
         default_assistant_id=default_assistant_id,
+        lock_ttl=lock_ttl,
     )
 
 

@@ -3,7 +3,7 @@
 from assistant_service.ports.config import AssistantConfigRepository
 from assistant_service.ports.conversations import ConversationStore, StateStoreHealth
 from assistant_service.ports.language_model import LanguageModel
-from assistant_service.ports.run_state import PendingCalls, RunLock
+from assistant_service.ports.run_state import PendingCalls, RunLock, StateStore
 from assistant_service.ports.secrets import SecretRepository
 from assistant_service.ports.tools import ToolRegistry
 
@@ -14,6 +14,7 @@ __all__ = [
     "PendingCalls",
     "RunLock",
     "SecretRepository",
+    "StateStore",
     "StateStoreHealth",
     "ToolRegistry",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Protocol
 
+from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import AssistantProfile, Conversation, Message
 from assistant_service.domain.steps import ModelEvent, StepInput
 from assistant_service.domain.tools import ToolSpec
@@ -40,8 +41,15 @@ class LanguageModel(Protocol):
         profile: AssistantProfile,
         step: StepInput,
         tools: Sequence[ToolSpec],
+        *,
+        lease: Lease | None = None,
     ) -> AsyncIterator[ModelEvent]:
-        """Run one model step and stream its events."""
+        """Run one model step and stream its events.
+
+        ``lease`` is the run's hold on the conversation: an adapter that keeps
+        history in a ``ConversationStore`` passes it as ``fence`` to every
+        append, so a run that lost its lease writes nothing (``LeaseLostError``).
+        """
         ...
 
     async def history(self, conversation_id: str) -> list[Message]:

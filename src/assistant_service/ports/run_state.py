@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from assistant_service.domain.leases import Lease
+from assistant_service.ports.conversations import ConversationStore, StateStoreHealth
 
 
 class RunLock(Protocol):
@@ -64,3 +65,11 @@ class PendingCalls(Protocol):
     async def take(self, conversation_id: str) -> tuple[str, ...]:
         """Return the remembered call ids and forget them, atomically; ``()`` when none."""
         ...
+
+
+class StateStore(ConversationStore, RunLock, PendingCalls, StateStoreHealth, Protocol):
+    """Every port of shared state in one store: what the composition root wires.
+
+    One object serves them all because a fenced append must see the lock's
+    tokens. Its adapters: in memory, Redis and Firestore.
+    """

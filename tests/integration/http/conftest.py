@@ -112,7 +112,11 @@ def services(
 ) -> Services:
     configs = InMemoryConfigRepository.of(profile)
     assistant = AssistantService(
-        model=model, configs=configs, tools=registry, default_assistant_id=profile.id
+        model=model,
+        run_lock=model.store,
+        configs=configs,
+        tools=registry,
+        default_assistant_id=profile.id,
     )
     return Services(
         assistant=assistant,

@@ -97,14 +97,15 @@ async def test_upstream_calls_log_with_the_correlation_id(services, read_logs):
     class LoggingModel(ScriptedModel):
         """A model adapter that logs each call, as the OpenAI adapters do."""
 
-        async def stream_step(self, conversation, profile, step, tools):
+        async def stream_step(self, conversation, profile, step, tools, *, lease=None):
             upstream_log.info("calling the model for %s", conversation.id)
-            async for event in super().stream_step(conversation, profile, step, tools):
+            async for event in super().stream_step(conversation, profile, step, tools, lease=lease):
                 yield event
 
     model = LoggingModel().script(reply("hello"))
     assistant = AssistantService(
         model=model,
+        run_lock=model.store,
         configs=services.configs,
         tools=services.assistant._tools,
         default_assistant_id="test",

@@ -12,8 +12,8 @@ import re
 import uuid
 from typing import Any
 
-from assistant_service.adapters.conversations.memory import InMemoryConversationStore
 from assistant_service.adapters.llm.scripted import ScriptedModel, ScriptedStep, StepRequest
+from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.domain.models import Message, Usage
 from assistant_service.domain.steps import ToolResults
 from assistant_service.domain.tools import ToolCall, ToolSpec
@@ -25,7 +25,7 @@ _MAX_CALLS = 3
 
 def offline_model(store: ConversationStore | None = None) -> ScriptedModel:
     """The offline demo model: streams its replies and calls a tool the user names."""
-    return ScriptedModel(store=store or InMemoryConversationStore(), responder=offline_reply)
+    return ScriptedModel(store=store or InMemoryStateStore(), responder=offline_reply)
 
 
 def offline_reply(request: StepRequest, _history: list[Message]) -> ScriptedStep:

@@ -10,8 +10,9 @@ from typing import Any
 import anyio
 import attrs
 
-from assistant_service.adapters.conversations.memory import InMemoryConversationStore
+from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.domain.errors import AssistantServiceError, UpstreamError
+from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import (
     AssistantProfile,
     Conversation,
@@ -117,7 +118,7 @@ class ScriptedModel:
     run that died are answered as interrupted on the next step.
     """
 
-    store: ConversationStore = attrs.field(factory=InMemoryConversationStore)
+    store: ConversationStore = attrs.field(factory=InMemoryStateStore)
     responder: Responder = _script_exhausted
     requests: list[StepRequest] = attrs.field(factory=list, init=False)
     _script: deque[ScriptedStep] = attrs.field(factory=deque, init=False)
@@ -147,9 +148,11 @@ class ScriptedModel:
         profile: AssistantProfile,
         step: StepInput,
         tools: Sequence[ToolSpec],
+        *,
+        lease: Lease | None = None,
     ) -> AsyncIterator[ModelEvent]:
         items = await self.store.items(conversation.id)  # read once per step
-        repaired = await self._repair_interrupted_calls(conversation.id, items, step)
+        repaired = await self._repair_interrupted_calls(conversation.id, items, step, lease)
         request = StepRequest(conversation.id, profile, step, tuple(tools), repaired)
         self.requests.append(request)
         if self._script:
@@ -164,7 +167,7 @@ class ScriptedModel:
         if scripted.error is not None:
             # Nothing of a failed step is kept, as a real backend keeps no failed response.
             raise scripted.error
-        await self._record(conversation.id, step, scripted)
+        await self._record(conversation.id, step, scripted, lease)
         if scripted.text:
             yield ModelMessage(scripted.text)
         for call in scripted.tool_calls:
@@ -174,7 +177,9 @@ class ScriptedModel:
     async def history(self, conversation_id: str) -> list[Message]:
         return _messages(await self.store.items(conversation_id))
 
-    async def _record(self, conversation_id: str, step: StepInput, scripted: ScriptedStep) -> None:
+    async def _record(
+        self, conversation_id: str, step: StepInput, scripted: ScriptedStep, lease: Lease | None
+    ) -> None:
         items: list[dict[str, Any]] = []
         if isinstance(step, UserInput):
             items.append({"type": "message", "role": "user", "text": step.text})
@@ -189,10 +194,14 @@ class ScriptedModel:
             {"type": "tool_call", "call_id": c.id, "name": c.name, "arguments": c.arguments}
             for c in scripted.tool_calls
         )
-        await self.store.append(conversation_id, items)
+        await self.store.append(conversation_id, items, fence=lease)
 
     async def _repair_interrupted_calls(
-        self, conversation_id: str, items: list[Mapping[str, Any]], step: StepInput
+        self,
+        conversation_id: str,
+        items: list[Mapping[str, Any]],
+        step: StepInput,
+        lease: Lease | None,
     ) -> tuple[str, ...]:
         answered = {item["call_id"] for item in items if item.get("type") == "tool_output"}
         if isinstance(step, ToolResults):
@@ -209,6 +218,7 @@ class ScriptedModel:
                     {"type": "tool_output", "call_id": call_id, "output": INTERRUPTED_OUTPUT}
                     for call_id in pending
                 ],
+                fence=lease,
             )
         return tuple(pending)
 

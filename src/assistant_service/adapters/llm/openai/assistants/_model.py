@@ -36,6 +36,7 @@ from assistant_service.adapters.llm.openai.assistants._threads import (
 from assistant_service.domain.errors import (
     UpstreamError,
 )
+from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import AssistantProfile, Conversation, Message
 from assistant_service.domain.steps import ModelEvent, StepInput, UserInput
 from assistant_service.domain.tools import ToolSpec
@@ -97,6 +98,8 @@ class OpenAIAssistantsModel:
         profile: AssistantProfile,
         step: StepInput,
         tools: Sequence[ToolSpec],
+        *,
+        lease: Lease | None = None,  # noqa: ARG002 -- the server keeps the thread
     ) -> AsyncIterator[ModelEvent]:
         thread_id = conversation.id
         assistant_id = remote_id(profile)

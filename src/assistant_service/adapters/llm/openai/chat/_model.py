@@ -12,7 +12,6 @@ from typing import Any, cast
 import attrs
 from openai import AsyncOpenAI, omit
 
-from assistant_service.adapters.conversations.memory import InMemoryConversationStore
 from assistant_service.adapters.llm.openai._calls import (
     MalformedEventError,
     StepGuard,
@@ -33,7 +32,9 @@ from assistant_service.adapters.llm.openai.chat._stream import (
     USABLE_FINISH,
     ChatStepAssembler,
 )
+from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.domain.errors import UpstreamError
+from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import AssistantProfile, Conversation, Message
 from assistant_service.domain.steps import (
     ModelEvent,
@@ -63,7 +64,7 @@ class OpenAIChatModel:
     """
 
     _client: AsyncOpenAI = attrs.field(alias="client")
-    _store: ConversationStore = attrs.field(alias="store", factory=InMemoryConversationStore)
+    _store: ConversationStore = attrs.field(alias="store", factory=InMemoryStateStore)
     include_usage: bool = True
     step_timeout: float = 600.0
     max_step_events: int = 200_000
@@ -84,6 +85,8 @@ class OpenAIChatModel:
         profile: AssistantProfile,
         step: StepInput,
         tools: Sequence[ToolSpec],
+        *,
+        lease: Lease | None = None,
     ) -> AsyncIterator[ModelEvent]:
         stored = await self._store.items(conversation.id)
         new_items = _step_items(step, pending_calls(stored))
@@ -114,7 +117,9 @@ class OpenAIChatModel:
                     if text:
                         yield ModelTextDelta(text)
         _check_finished(answer)
-        await self._store.append(conversation.id, [*new_items, answer.assistant_item()])
+        await self._store.append(
+            conversation.id, [*new_items, answer.assistant_item()], fence=lease
+        )
         if answer.refusal:
             yield ModelMessage(answer.refusal, refusal=True)
         elif answer.text:

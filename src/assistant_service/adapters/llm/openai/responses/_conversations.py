@@ -5,10 +5,11 @@ metadata; ``conversations.retrieve`` finds it again (cached per process: a
 conversation's assistant never changes). Each step sends only its new items
 with ``conversation=<id>``; the server appends them and the response's output.
 
-Interrupted tool calls are found two ways. This process remembers the calls
-its last step on each conversation asked for; the next step answers any that
-got no output. A conversation left broken by another process (or before a
-restart) is refused by the server with a 400; the adapter then lists the
+Interrupted tool calls are found two ways. A ``PendingCalls`` store (shared
+by every instance on Redis or Firestore) remembers the calls the last step on
+each conversation asked for; the next step answers any that got no output. A
+conversation left broken otherwise (a store that forgot, a step that failed
+midway) is refused by the server with a 400; the adapter then lists the
 conversation's newest items, answers the calls that have no output as
 interrupted and retries once. So the common path costs no extra request.
 """
@@ -41,8 +42,10 @@ from assistant_service.adapters.llm.openai.responses._state import (
     unanswered_calls,
 )
 from assistant_service.domain.errors import NotFoundError
+from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import AssistantProfile, Conversation, Message
 from assistant_service.domain.steps import StepInput
+from assistant_service.ports.run_state import PendingCalls
 
 MAX_HISTORY_ITEMS = 10_000
 # How far back to look for unanswered calls: the last turn's items, at most.
@@ -55,7 +58,7 @@ class ServerConversations:
 
     _client: openai.AsyncOpenAI = attrs.field(alias="client")
     _known: BoundedMap[str, Conversation] = attrs.field(factory=BoundedMap, init=False)
-    _pending: BoundedMap[str, tuple[str, ...]] = attrs.field(factory=BoundedMap, init=False)
+    _pending: PendingCalls = attrs.field(alias="pending")
 
     async def open(
         self, profile: AssistantProfile, metadata: Mapping[str, str] | None
@@ -90,7 +93,7 @@ class ServerConversations:
     async def prepare(self, conversation: Conversation, step: StepInput) -> PreparedStep:
         # Popped, not read: if this step fails, what the server kept is unknown,
         # and the 400 path below finds out.
-        pending = self._pending.pop(conversation.id) or ()
+        pending = await self._pending.take(conversation.id)
         items, repaired = step_items(step, pending)
         return PreparedStep(tuple(items), tuple(items), {"conversation": conversation.id}, repaired)
 
@@ -110,9 +113,11 @@ class ServerConversations:
         prepared: PreparedStep,  # noqa: ARG002 -- the server stored it already
         output_items: Sequence[Mapping[str, Any]],  # noqa: ARG002 -- same
         call_ids: Sequence[str],
+        *,
+        fence: Lease | None,  # noqa: ARG002 -- the server keeps the items; nothing to fence
     ) -> None:
-        if call_ids:
-            self._pending.set(conversation.id, tuple(call_ids))
+        if call_ids:  # prepare() took what was remembered: nothing to clear otherwise
+            await self._pending.remember(conversation.id, call_ids)
 
     async def history(self, conversation_id: str) -> list[Message]:
         items = await self._items(conversation_id, order="asc", limit=MAX_HISTORY_ITEMS)

@@ -21,6 +21,7 @@ from assistant_service.adapters.llm.openai.responses._state import (
     step_items,
     unanswered_calls,
 )
+from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import AssistantProfile, Conversation, Message
 from assistant_service.domain.steps import StepInput
 from assistant_service.ports.conversations import ConversationStore
@@ -60,9 +61,11 @@ class LocalConversations:
         prepared: PreparedStep,
         output_items: Sequence[Mapping[str, Any]],
         call_ids: Sequence[str],  # noqa: ARG002 -- they are in output_items
+        *,
+        fence: Lease | None,
     ) -> None:
         # Only a completed step is stored, in one append: all of it or none.
-        await self._store.append(conversation.id, [*prepared.new_items, *output_items])
+        await self._store.append(conversation.id, [*prepared.new_items, *output_items], fence=fence)
 
     async def history(self, conversation_id: str) -> list[Message]:
         items = await self._store.items(conversation_id)

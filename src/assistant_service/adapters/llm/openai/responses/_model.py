@@ -23,7 +23,6 @@ import attrs
 import openai
 import structlog
 
-from assistant_service.adapters.conversations.memory import InMemoryConversationStore
 from assistant_service.adapters.correlation import current_correlation_id
 from assistant_service.adapters.llm.openai._calls import StepGuard
 from assistant_service.adapters.llm.openai._client import (
@@ -36,14 +35,17 @@ from assistant_service.adapters.llm.openai.responses._conversations import Serve
 from assistant_service.adapters.llm.openai.responses._events import ResponseStepTranslator
 from assistant_service.adapters.llm.openai.responses._local import LocalConversations
 from assistant_service.adapters.llm.openai.responses._state import PreparedStep, ResponsesState
+from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.domain.errors import (
     ConfigurationError,
     UpstreamUnavailableError,
 )
+from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import AssistantProfile, Conversation, Message
 from assistant_service.domain.steps import ModelEvent, StepInput
 from assistant_service.domain.tools import ToolSpec
 from assistant_service.ports.conversations import ConversationStore
+from assistant_service.ports.run_state import PendingCalls
 
 BACKEND = "responses"
 StateMode = Literal["conversations", "local"]
@@ -56,8 +58,10 @@ log = structlog.get_logger("assistant_service.openai")
 class OpenAIResponsesModel:
     """A LanguageModel on the Responses API; conversation state per ``state``.
 
-    ``store`` is used in ``local`` mode only (an in-memory store by default:
-    history then lives as long as the process). ``step_timeout`` bounds a whole
+    ``store`` keeps the history in ``local`` mode and ``pending`` the
+    unanswered tool calls in ``conversations`` mode; both are in memory by
+    default (they then live as long as the process). Several instances share
+    one Redis or Firestore state store for both. ``step_timeout`` bounds a whole
     streamed step and ``max_step_events`` its events, as on every backend.
     Raises ``ConfigurationError`` for an unknown ``state``.
     """
@@ -68,19 +72,22 @@ class OpenAIResponsesModel:
     step_timeout: float
     max_step_events: int
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 -- the options are keyword-only
         self,
         client: openai.AsyncOpenAI,
         *,
         state: StateMode | str = "conversations",
         store: ConversationStore | None = None,
+        pending: PendingCalls | None = None,
         step_timeout: float = 600.0,
         max_step_events: int = 200_000,
     ) -> None:
         if state == "conversations":
-            keeper: ResponsesState = ServerConversations(client=client)
+            keeper: ResponsesState = ServerConversations(
+                client=client, pending=pending or InMemoryStateStore()
+            )
         elif state == "local":
-            keeper = LocalConversations(store=store or InMemoryConversationStore())
+            keeper = LocalConversations(store=store or InMemoryStateStore())
         else:
             raise ConfigurationError(
                 f"unknown Responses state {state!r}: use one of {', '.join(STATE_MODES)}"
@@ -104,6 +111,8 @@ class OpenAIResponsesModel:
         profile: AssistantProfile,
         step: StepInput,
         tools: Sequence[ToolSpec],
+        *,
+        lease: Lease | None = None,
     ) -> AsyncIterator[ModelEvent]:
         prepared = await self._state.prepare(conversation, step)
         stream = await self._start(conversation, profile, prepared, tools, type(step).__name__)
@@ -118,7 +127,11 @@ class OpenAIResponsesModel:
                     # Stored before the last events go out: a caller that
                     # stops reading then still leaves a consistent history.
                     await self._state.commit(
-                        conversation, prepared, translator.output_items, translator.call_ids
+                        conversation,
+                        prepared,
+                        translator.output_items,
+                        translator.call_ids,
+                        fence=lease,
                     )
                 for model_event in events:
                     yield model_event

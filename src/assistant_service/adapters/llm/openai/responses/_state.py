@@ -14,6 +14,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
+from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import AssistantProfile, Conversation, Message, Role
 from assistant_service.domain.steps import StepInput, ToolResults, UserInput
 from assistant_service.domain.tools import INTERRUPTED_OUTPUT
@@ -60,7 +61,11 @@ class ResponsesState(Protocol):
         prepared: PreparedStep,
         output_items: Sequence[Mapping[str, Any]],
         call_ids: Sequence[str],
-    ) -> None: ...
+        *,
+        fence: Lease | None,
+    ) -> None:
+        """Record a completed step; ``fence`` is the run's lease, for a store's appends."""
+        ...
 
     async def history(self, conversation_id: str) -> list[Message]: ...
 
