@@ -23,6 +23,7 @@ from assistant_service.entrypoints.http.app import create_app, edge_state
 from assistant_service.entrypoints.http.services import Services
 from assistant_service.entrypoints.server import hypercorn_config, serve
 from assistant_service.entrypoints.settings import LLMBackend, Settings
+from support.servers import firestore_emulator, redis_server  # noqa: F401 -- fixtures for e2e
 
 
 @attrs.define
@@ -92,7 +93,11 @@ def services(settings: Settings, model: ScriptedModel, slow_tool: SlowTool) -> S
     )
     configs = InMemoryConfigRepository.of(profile)
     assistant = AssistantService(
-        model=model, configs=configs, tools=registry, default_assistant_id="e2e"
+        model=model,
+        run_lock=model.store,
+        configs=configs,
+        tools=registry,
+        default_assistant_id="e2e",
     )
     return Services(assistant, configs, InMemorySecretRepository(values={}), settings)
 

@@ -32,9 +32,19 @@ def workers() -> int:
 
 
 @pytest.fixture
-def service_process(workers):
+def extra_env(request) -> dict[str, str]:
+    """More variables for the process: ``"redis"`` (indirect parameter) shares a redis-server."""
+    if getattr(request, "param", None) == "redis":
+        server = request.getfixturevalue("redis_server")
+        return {"STATE_STORE": "redis", "REDIS_URL": server.url, "REDIS_KEY_PREFIX": "cli-e2e:"}
+    return {}
+
+
+@pytest.fixture
+def service_process(workers, extra_env):
     port = free_port()
     env = {
+        **extra_env,
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": SOURCE,
         "OPENAI_API_KEY": SECRET,
@@ -121,11 +131,36 @@ def test_production_without_its_variables_refuses_to_start():
     )
 
 
+def test_several_workers_on_the_memory_store_refuse_to_start():
+    done = subprocess.run(
+        [sys.executable, "-m", "assistant_service.entrypoints.cli", "serve", "--workers", "2"],
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": SOURCE, "LLM_BACKEND": "offline"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "STATE_STORE=redis" in line
+    assert "--workers 2" in line
+
+
+@pytest.mark.parametrize("extra_env", ["redis"], indirect=True)
 @pytest.mark.parametrize("workers", [2])
 def test_several_workers_share_the_port_and_all_stop_on_sigterm(service_process):
     process, url = service_process
     with httpx2.Client(base_url=url, timeout=5) as client:
         statuses = {client.get("/healthz").status_code for _ in range(10)}
+        thread_id = client.get("/start").json()["thread_id"]
+        # Twelve turns on one thread, whichever worker takes each connection.
+        for turn in range(12):
+            with httpx2.Client(base_url=url, timeout=5) as connection:
+                response = connection.post(
+                    "/chat", json={"thread_id": thread_id, "message": f"turn {turn}"}
+                )
+            assert response.status_code == 200, response.text
+        assert client.get("/readyz").json()["checks"]["state_store"] == "ok"
     assert statuses == {200}
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=15)

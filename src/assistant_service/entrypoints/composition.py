@@ -18,9 +18,9 @@ import anyio
 import structlog
 
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
-from assistant_service.adapters.conversations.memory import InMemoryConversationStore
 from assistant_service.adapters.llm.offline import offline_model
 from assistant_service.adapters.secrets.memory import InMemorySecretRepository
+from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.domain.errors import ConfigurationError, NotFoundError
 from assistant_service.domain.models import AssistantProfile
@@ -31,15 +31,23 @@ from assistant_service.entrypoints.bootstrap import (
     demo_tools,
 )
 from assistant_service.entrypoints.http.services import Closer, Services
-from assistant_service.entrypoints.settings import LLMBackend, ResponsesState, Settings
+from assistant_service.entrypoints.settings import (
+    LLMBackend,
+    ResponsesState,
+    Settings,
+    StateStoreKind,
+)
 from assistant_service.ports.config import AssistantConfigRepository
 from assistant_service.ports.language_model import LanguageModel
+from assistant_service.ports.run_state import StateStore
 from assistant_service.ports.secrets import SecretRepository
 from assistant_service.ports.tools import ToolRegistry
 
 if TYPE_CHECKING:
     from assistant_service.adapters.config.gcs import GcsConfigRepository
     from assistant_service.adapters.secrets.secret_manager import SecretManagerSecretRepository
+    from assistant_service.adapters.state.firestore import FirestoreStateStore
+    from assistant_service.adapters.state.redis import RedisStateStore
 
 log = structlog.get_logger(__name__)
 
@@ -73,16 +81,26 @@ async def services_from_settings(
         values = {settings.openai_api_key_secret: key.reveal()} if key else {}
         secrets = InMemorySecretRepository(values=values)
         default = settings.assistant_id or DEMO_ASSISTANT_ID
+    state = await _state_store(settings, secrets, closers)
     needs_key = settings.backend is not LLMBackend.OFFLINE
-    model = await _model(settings, secrets, closers) if needs_key else _offline(settings)
+    if needs_key:
+        model = await _model(settings, secrets, state, closers)
+    else:
+        model = _offline(settings, state)
     assistant = bootstrap(
-        model=model, configs=configs, tools=registry, default_assistant_id=default
+        model=model,
+        configs=configs,
+        tools=registry,
+        default_assistant_id=default,
+        state=state,
+        lock_ttl=settings.run_lock_ttl,
     )
     return Services(
         assistant=assistant,
         configs=configs,
         secrets=secrets,
         settings=settings,
+        state=state,
         required_secrets=(settings.openai_api_key_secret,) if needs_key else (),
         closers=tuple(closers),
     )
@@ -94,7 +112,7 @@ def _entry_point_tools() -> ToolRegistry:
     return registry
 
 
-def _offline(settings: Settings) -> LanguageModel:
+def _offline(settings: Settings, state: StateStore) -> LanguageModel:
     if settings.llm_backend is None:
         log.warning(
             "llm.offline",
@@ -102,11 +120,55 @@ def _offline(settings: Settings) -> LanguageModel:
             hint="answering with the OFFLINE demo model, not OpenAI: set OPENAI_API_KEY "
             "(or LLM_BACKEND=offline to silence this warning)",
         )
-    return offline_model()
+    return offline_model(store=state)
+
+
+async def _state_store(
+    settings: Settings, secrets: SecretRepository, closers: list[Closer]
+) -> StateStore:
+    """The store of ``STATE_STORE``; a shared one is closed at shutdown.
+
+    Nothing is read from it here: ``/readyz`` tells whether it answers.
+    """
+    kind = settings.state_store
+    if kind is StateStoreKind.MEMORY:
+        return InMemoryStateStore()
+    store: RedisStateStore | FirestoreStateStore
+    try:
+        if kind is StateStoreKind.REDIS:
+            from assistant_service.adapters.state.redis import RedisStateStore  # noqa: PLC0415
+
+            assert settings.redis_url is not None  # load_settings requires it  # noqa: S101
+            password = None
+            if settings.redis_password_secret:
+                password = await secrets.get(settings.redis_password_secret)
+            store = RedisStateStore.from_url(
+                settings.redis_url.reveal(),
+                password=password,
+                prefix=settings.redis_key_prefix,
+                conversation_ttl=settings.conversation_ttl,
+            )
+        else:
+            from assistant_service.adapters.state.firestore import (  # noqa: PLC0415
+                FirestoreStateStore,
+            )
+
+            store = FirestoreStateStore.from_environment(
+                settings.project_id,
+                settings.firestore_database,
+                conversation_ttl=settings.conversation_ttl,
+            )
+    except ImportError as error:
+        raise ConfigurationError(
+            f"STATE_STORE={kind.value} needs the {kind.value} extra: "
+            f"pip install 'assistant-service[{kind.value}]' ({error})"
+        ) from None
+    closers.append(store.aclose)
+    return store
 
 
 async def _model(
-    settings: Settings, secrets: SecretRepository, closers: list[Closer]
+    settings: Settings, secrets: SecretRepository, state: StateStore, closers: list[Closer]
 ) -> LanguageModel:
     """The OpenAI-backed model, on one shared client closed at shutdown.
 
@@ -148,7 +210,8 @@ async def _model(
         return openai_models.OpenAIResponsesModel(
             client,
             state=settings.responses_state.value,
-            store=InMemoryConversationStore() if local else None,
+            store=state if local else None,
+            pending=None if local else state,
         )
     if backend is LLMBackend.ASSISTANTS:
         # Threads made by the original service carry no assistant id: ASSISTANT_ID's.
@@ -156,7 +219,7 @@ async def _model(
             client=client, default_assistant_id=settings.assistant_id
         )
     # LLM_BACKEND=chat: compatible servers keep no conversations, the history lives here.
-    return openai_models.OpenAIChatModel(client=client, store=InMemoryConversationStore())
+    return openai_models.OpenAIChatModel(client=client, store=state)
 
 
 def _spec_directories(

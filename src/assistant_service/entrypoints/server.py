@@ -25,7 +25,12 @@ from quart import Quart
 from assistant_service.entrypoints.composition import services_from_settings
 from assistant_service.entrypoints.http.app import create_app, edge_state
 from assistant_service.entrypoints.logs import configure_logging
-from assistant_service.entrypoints.settings import Settings, load_settings
+from assistant_service.entrypoints.settings import (
+    Settings,
+    SettingsError,
+    StateStoreKind,
+    load_settings,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -113,7 +118,16 @@ def _signals_stop() -> Iterator[ShutdownTrigger]:
 
 
 def run_server(settings: Settings, *, host: str, port: int, workers: int = 1) -> int:
-    """Serve in this process (``workers == 1``) or in ``workers`` spawned processes."""
+    """Serve in this process (``workers == 1``) or in ``workers`` spawned processes.
+
+    Raises ``SettingsError`` for several workers on the in-memory state store:
+    each process would hold conversations the others cannot see.
+    """
+    if workers > 1 and settings.state_store is StateStoreKind.MEMORY:
+        raise SettingsError(
+            f"--workers {workers} needs shared state: set STATE_STORE=redis or "
+            "STATE_STORE=firestore (STATE_STORE=memory keeps conversations in one process)"
+        )
     config = hypercorn_config(settings, host, port)
     if workers <= 1:
         asyncio.run(serve(settings, config))

@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 import cattrs
+from cattrs.gen import make_dict_structure_fn, override
 
 from assistant_service.domain.errors import ConfigurationError
 from assistant_service.domain.secrets import Secret
@@ -64,6 +65,15 @@ class ResponsesState(str, enum.Enum):
     LOCAL = "local"
 
 
+class StateStoreKind(str, enum.Enum):
+    MEMORY = "memory"
+    REDIS = "redis"
+    FIRESTORE = "firestore"
+
+
+THIRTY_DAYS = 30 * 24 * 3600.0
+
+
 @attrs.frozen
 class Settings:
     """Everything the service reads from its environment; see the README for each variable.
@@ -81,6 +91,16 @@ class Settings:
     openai_max_retries: int = 2
     llm_backend: LLMBackend | None = None
     responses_state: ResponsesState = ResponsesState.CONVERSATIONS
+    # Where state that outlives a request lives: history, run leases, pending calls.
+    state_store: StateStoreKind = StateStoreKind.MEMORY
+    # A URL may hold a password: a Secret, never shown.
+    redis_url: Secret | None = None
+    # The name of a secret (Secret Manager in production) holding the Redis password.
+    redis_password_secret: str | None = None
+    redis_key_prefix: str = "assistant-service:"
+    firestore_database: str = "(default)"
+    conversation_ttl: float = THIRTY_DAYS
+    run_lock_ttl: float = 30.0
     project_id: str | None = None
     bucket_id: str | None = None
     assistant_id: str | None = None
@@ -125,6 +145,8 @@ PRODUCTION_REQUIRES = ("project_id", "bucket_id", "assistant_id")
 # field -> (check, what a good value is); checked after structuring.
 _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "openai_timeout": (lambda v: v > 0, "a positive number of seconds"),
+    "conversation_ttl": (lambda v: v >= 60, "a number of seconds, 60 or more"),
+    "run_lock_ttl": (lambda v: 1 <= v <= 3600, "a number of seconds from 1 to 3600"),
     "openai_max_retries": (lambda v: 0 <= v <= 10, "an integer from 0 to 10"),
     "config_cache_ttl": (lambda v: v >= 0, "a number of seconds, 0 or more"),
     "secret_cache_ttl": (lambda v: v >= 0, "a number of seconds, 0 or more"),
@@ -160,6 +182,14 @@ def _converter() -> cattrs.Converter:
     converter.register_structure_hook(
         Secret, lambda value, _: Secret(OPENAI_API_KEY_NAME, str(value))
     )
+    converter.register_structure_hook(
+        Settings,
+        make_dict_structure_fn(
+            Settings,
+            converter,
+            redis_url=override(struct_hook=lambda value, _: Secret("REDIS_URL", str(value))),
+        ),
+    )
     return converter
 
 
@@ -168,7 +198,15 @@ _CONVERTER = _converter()
 
 def _expected(field: attrs.Attribute[Any]) -> str:
     text = str(field.type)
-    for kind in (LogLevel, LogFormat, LogStream, LLMBackend, ResponsesState, Environment):
+    for kind in (
+        LogLevel,
+        LogFormat,
+        LogStream,
+        LLMBackend,
+        ResponsesState,
+        StateStoreKind,
+        Environment,
+    ):
         if kind.__name__ in text:
             return "one of " + "|".join(member.value for member in kind)
     if "int" in text:
@@ -197,7 +235,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     except cattrs.ClassValidationError as error:
         for _exception, note in error.group_exceptions()[0]:
             field = fields[str(note.name)]
-            shown = "" if field.name == "openai_api_key" else f", got {raw.pop(field.name)!r}"
+            shown = "" if field.name in _SECRET_FIELDS else f", got {raw.pop(field.name)!r}"
             raw.pop(field.name, None)
             problems.append(f"{env_name(field.name)}: expected {_expected(field)}{shown}")
         # Without the bad values the rest still structures: report its problems too.
@@ -210,12 +248,25 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         missing = [env_name(name) for name in PRODUCTION_REQUIRES if not getattr(settings, name)]
         if missing:
             problems.append("production requires " + ", ".join(missing))
+    problems.extend(_state_store_problems(settings))
     if problems:
         raise SettingsError("invalid settings: " + "; ".join(problems))
     return settings
 
 
-_LOWERCASE = frozenset({"environment", "log_format", "stream", "llm_backend", "responses_state"})
+def _state_store_problems(settings: Settings) -> list[str]:
+    kind = settings.state_store
+    if kind is StateStoreKind.REDIS and settings.redis_url is None:
+        return ["STATE_STORE=redis requires REDIS_URL (redis://, rediss:// or unix://)"]
+    if kind is StateStoreKind.FIRESTORE and not settings.project_id:
+        return ["STATE_STORE=firestore requires PROJECT_ID"]
+    return []
+
+
+_SECRET_FIELDS = frozenset({"openai_api_key", "redis_url"})
+_LOWERCASE = frozenset(
+    {"environment", "log_format", "stream", "llm_backend", "responses_state", "state_store"}
+)
 
 
 def _normalise(name: str, value: str) -> str:

@@ -23,6 +23,8 @@ async def readiness(services: Services, state: EdgeState) -> tuple[bool, dict[st
         checks["server"] = "draining"
     checks["config"] = await _check(_configs, services)
     checks["secrets"] = await _check(_secrets, services)
+    if services.state is not None:
+        checks["state_store"] = await _check(_state_store, services)
     return all(value == "ok" for value in checks.values()), checks
 
 
@@ -36,6 +38,11 @@ async def _configs(services: Services) -> None:
 async def _secrets(services: Services) -> None:
     for name in services.required_secrets:
         await services.secrets.get(name)
+
+
+async def _state_store(services: Services) -> None:
+    if services.state is not None:
+        await services.state.ping()
 
 
 async def _check(check: Callable[[Services], Awaitable[None]], services: Services) -> str:

@@ -9,6 +9,7 @@ import attrs
 from assistant_service.application.service import AssistantService
 from assistant_service.entrypoints.settings import Settings
 from assistant_service.ports.config import AssistantConfigRepository
+from assistant_service.ports.conversations import StateStoreHealth
 from assistant_service.ports.secrets import SecretRepository
 
 Closer = Callable[[], Awaitable[object]]
@@ -16,7 +17,7 @@ Closer = Callable[[], Awaitable[object]]
 
 @attrs.frozen
 class Services:
-    """The assistant service and what readiness checks: configs, secrets, settings.
+    """The assistant service and what readiness checks: configs, secrets, state store, settings.
 
     ``required_secrets`` names the secrets that must be readable for the
     service to be ready (in production, the OpenAI key). ``closers`` release
@@ -28,5 +29,7 @@ class Services:
     configs: AssistantConfigRepository
     secrets: SecretRepository
     settings: Settings
+    # The shared state store, when there is one to check (Redis, Firestore, memory).
+    state: StateStoreHealth | None = None
     required_secrets: tuple[str, ...] = ()
     closers: tuple[Closer, ...] = ()
