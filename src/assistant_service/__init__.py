@@ -34,6 +34,7 @@ from assistant_service.domain.events import (
 from assistant_service.domain.models import (
     AssistantProfile,
     Conversation,
+    HistoryPage,
     Message,
     Role,
     RunLimits,
@@ -53,6 +54,7 @@ __all__ = [
     "ConflictError",
     "Conversation",
     "FunctionToolRegistry",
+    "HistoryPage",
     "InvalidInputError",
     "Message",
     "MessageCompleted",

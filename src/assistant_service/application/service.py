@@ -9,11 +9,23 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from assistant_service.application.history import (
+    DEFAULT_PAGE_SIZE,
+    check_limit,
+    decode_cursor,
+    page_of,
+)
 from assistant_service.application.lease_keeper import LeaseKeeper, released_at_exit
 from assistant_service.application.run_loop import new_run_id, run_turn
 from assistant_service.domain.errors import InvalidInputError
 from assistant_service.domain.events import RunCompleted, RunEvent, RunFailed
-from assistant_service.domain.models import AssistantProfile, Conversation, Message, RunResult
+from assistant_service.domain.models import (
+    AssistantProfile,
+    Conversation,
+    HistoryPage,
+    Message,
+    RunResult,
+)
 
 if TYPE_CHECKING:
     from assistant_service.ports.config import AssistantConfigRepository
@@ -108,6 +120,25 @@ class AssistantService:
         """The conversation's messages, oldest first."""
         conversation = await self._conversation(conversation_id)
         return await self._model.history(conversation.id)
+
+    async def history_page(
+        self, conversation_id: str, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
+    ) -> HistoryPage:
+        """``limit`` (1 to 100) of the conversation's messages, oldest first.
+
+        Without ``cursor`` the page starts at the oldest message; pass a page's
+        ``next_cursor`` to get the one after it, until ``has_more`` is false. The
+        cursor is an opaque token for an offset into the oldest-first history, so
+        the walk sees every message exactly once while the history only grows; a
+        backend that drops its oldest messages shifts the pages by that many.
+
+        Raises ``InvalidInputError`` naming ``conversation_id``, ``limit`` or
+        ``cursor`` (anything that is not a ``next_cursor`` this history could
+        have issued), and ``NotFoundError`` for an unknown conversation.
+        """
+        check_limit(limit)
+        offset = 0 if cursor is None else decode_cursor(cursor)
+        return page_of(await self.history(conversation_id), limit=limit, offset=offset)
 
     async def profile(self, assistant_id: str | None = None) -> AssistantProfile:
         """The profile of ``assistant_id``, or of the default assistant."""

@@ -87,6 +87,23 @@ class Message:
 
 
 @attrs.frozen
+class HistoryPage:
+    """One page of a conversation's messages, oldest first.
+
+    ``next_cursor`` is an opaque token that asks for the page after this one; it
+    is ``None`` on the last page, so ``has_more`` cannot disagree with it.
+    """
+
+    messages: tuple[Message, ...]
+    next_cursor: str | None = None
+
+    @property
+    def has_more(self) -> bool:
+        """Whether messages follow this page (``next_cursor`` asks for them)."""
+        return self.next_cursor is not None
+
+
+@attrs.frozen
 class Usage:
     """Tokens the model used; adds up over the steps of a run."""
 

@@ -7,11 +7,14 @@ original name ``thread_id``. The renaming happens here and in ``errors``, nowher
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 import cattrs
 
+from assistant_service.application.history import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from assistant_service.domain.errors import (
     AssistantServiceError,
     InvalidInputError,
@@ -27,7 +30,7 @@ from assistant_service.domain.events import (
     ToolCallCompleted,
     ToolCallStarted,
 )
-from assistant_service.domain.models import RunResult
+from assistant_service.domain.models import HistoryPage, RunResult
 from assistant_service.domain.tools import ToolOutcome
 
 # Field names of the domain -> of the HTTP API.
@@ -46,6 +49,17 @@ class ChatRequest:
 
     thread_id: str
     message: str
+
+
+@attrs.frozen
+class HistoryQuery:
+    """The query of ``GET /threads/<thread_id>/messages``."""
+
+    limit: int = DEFAULT_PAGE_SIZE
+    cursor: str | None = None
+
+
+_DIGITS = re.compile(r"[0-9]{1,9}")
 
 
 def _strict_str(value: Any, _type: Any) -> str:
@@ -91,6 +105,40 @@ def result_body(result: RunResult) -> dict[str, Any]:
             "output_tokens": result.usage.output_tokens,
         },
     }
+
+
+def history_body(conversation_id: str, page: HistoryPage) -> dict[str, Any]:
+    """The ``GET /threads/<thread_id>/messages`` answer: one page, oldest first."""
+    return {
+        "thread_id": conversation_id,
+        "messages": [{"role": m.role.value, "text": m.text} for m in page.messages],
+        "has_more": page.has_more,
+        "next_cursor": page.next_cursor,
+    }
+
+
+def parse_history_query(args: Mapping[str, Sequence[str]]) -> HistoryQuery:
+    """``limit`` and ``cursor`` from a query string (each name to all its values).
+
+    Raises ``InvalidInputError`` naming ``limit`` when it is not a whole number
+    in decimal digits, and either field when it is given more than once. The
+    range of ``limit`` and the cursor itself are checked by the service. Other
+    parameters are ignored.
+    """
+    limits, cursors = args.get("limit", ()), args.get("cursor", ())
+    fields = {
+        name: "given more than once"
+        for name, values in (("limit", limits), ("cursor", cursors))
+        if len(values) > 1
+    }
+    if len(limits) == 1 and not _DIGITS.fullmatch(limits[0]):
+        fields["limit"] = f"must be an integer from 1 to {MAX_PAGE_SIZE}"
+    if fields:
+        raise InvalidInputError("invalid query parameters", fields)
+    return HistoryQuery(
+        limit=int(limits[0]) if limits else DEFAULT_PAGE_SIZE,
+        cursor=cursors[0] if cursors else None,
+    )
 
 
 def error_payload(error: AssistantServiceError) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""HTTP routes: start a conversation, chat (JSON or server-sent events), health."""
+"""HTTP routes: start a conversation, chat (JSON or server-sent events), history, health."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from assistant_service.entrypoints.http.codec import (
     dumps,
     error_event,
     event_payload,
+    history_body,
     internal_error_event,
     parse_chat_request,
+    parse_history_query,
     result_body,
 )
 from assistant_service.entrypoints.http.errors import UnavailableError, correlation_id
@@ -76,6 +78,14 @@ def register_routes(app: Quart, services: Services, state: EdgeState) -> None:
         finally:
             state.slots.release()
         return json_response(result_body(result))
+
+    @app.get("/threads/<thread_id>/messages")
+    async def messages(thread_id: str) -> Response:
+        query = parse_history_query(request.args.to_dict(flat=False))
+        page = await services.assistant.history_page(
+            thread_id, limit=query.limit, cursor=query.cursor
+        )
+        return json_response(history_body(thread_id, page))
 
     @app.get("/healthz")
     async def healthz() -> Response:
