@@ -28,12 +28,13 @@ FULL = AssistantProfile(
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
+def emulator_url(tmp_path_factory):
     with storage_emulator(tmp_path_factory.mktemp("gcs")) as url:
         yield url
 
 
-@pytest.fixture(params=["memory", "local", "gcs"])
+# "gcs" reaches the emulator through request.getfixturevalue: it carries the mark itself.
+@pytest.fixture(params=["memory", "local", pytest.param("gcs", marks=pytest.mark.servers)])
 def repository(request, tmp_path, monkeypatch):
     if request.param == "memory":
         yield InMemoryConfigRepository()
@@ -42,7 +43,7 @@ def repository(request, tmp_path, monkeypatch):
         yield LocalDirectoryConfigRepository(tmp_path / "profiles")
     else:
         # One emulator for the module, a fresh bucket for each test.
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", request.getfixturevalue("emulator"))
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", request.getfixturevalue("emulator_url"))
         client = Client(project="test")
         bucket = client.create_bucket(f"contract-{uuid.uuid4().hex[:12]}")
         repo = GcsConfigRepository(client=client, bucket_id=bucket.name, ttl=0)

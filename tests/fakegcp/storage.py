@@ -9,6 +9,8 @@ from pathlib import Path
 
 from gcp_storage_emulator.server import create_server
 
+from support.servers import require_servers_mark
+
 
 @contextlib.contextmanager
 def storage_emulator(data_dir: Path, *, bucket: str | None = None) -> Iterator[str]:
@@ -17,6 +19,7 @@ def storage_emulator(data_dir: Path, *, bucket: str | None = None) -> Iterator[s
     It keeps objects in memory; ``data_dir`` (a temporary directory) is where
     it would write otherwise, so nothing lands outside it.
     """
+    require_servers_mark("gcp-storage-emulator")
     # The emulator logs every request at INFO; the tests need none of it.
     logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)
     server = create_server(

@@ -25,7 +25,8 @@ from assistant_service.domain.models import Conversation
 from assistant_service.domain.secrets import Secret
 from support.servers import RedisServer, ServerMissingError, skip_or_fail
 
-pytestmark = pytest.mark.anyio
+# Each test starts its own redis-server: a server test (see tests/conftest.py).
+pytestmark = [pytest.mark.anyio, pytest.mark.servers]
 
 CONVERSATION = Conversation("conv_1", "assistant-1", datetime(2026, 11, 1, tzinfo=timezone.utc))
 SERVER_PASSWORD = "server-side-pass-7f3a"

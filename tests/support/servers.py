@@ -30,6 +30,27 @@ import pytest
 HOST = "127.0.0.1"
 FIRESTORE_PROJECT = "test-project"
 
+# Fixtures that start real servers: tests/conftest.py gives the ``servers`` mark to
+# every test that requests one (directly or through other fixtures), and tox runs
+# those tests on one Python only. Name a new server fixture here.
+SERVER_FIXTURES = frozenset({"redis_server", "firestore_emulator", "emulator_url"})
+
+# Set by tests/conftest.py while a test runs: (its node id, whether it has the mark).
+running_test: tuple[str, bool] | None = None
+
+
+def require_servers_mark(program: str) -> None:
+    """Fail a running test that starts ``program`` without the ``servers`` mark.
+
+    Outside a pytest run (a benchmark script) there is nothing to check.
+    """
+    if running_test is not None and not running_test[1]:
+        pytest.fail(
+            f"{running_test[0]} starts {program} but has no 'servers' mark: request a fixture"
+            " from support.servers.SERVER_FIXTURES, or mark it (see tests/conftest.py)",
+            pytrace=False,
+        )
+
 
 class ServerMissingError(RuntimeError):
     """The program a server needs is not installed."""
@@ -89,6 +110,7 @@ class RedisServer:
 
     def start(self) -> None:
         """Start the server (on the same port as before) and wait until it answers."""
+        require_servers_mark("redis-server")
         program = find_program("redis-server", "the Redis state-store tests need it")
         command = [program, "--port", str(self.port), "--bind", HOST]
         command += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
@@ -148,6 +170,7 @@ def running_firestore_emulator(*, timeout: float = 90.0) -> Iterator[str]:
     Set ``FIRESTORE_EMULATOR_HOST`` to it and the Firestore client talks to it.
     It keeps data in memory; tests keep apart by collection prefix.
     """
+    require_servers_mark("the Firestore emulator")
     program = find_program(
         "gcloud", "the Firestore state-store tests need its Firestore emulator (and Java)"
     )

@@ -18,7 +18,13 @@ import pytest
 from assistant_service.adapters.state.memory import InMemoryStateStore
 from support.servers import FIRESTORE_PROJECT
 
-STATE_BACKENDS = ("memory", "redis", "firestore")
+# The shared backends reach their servers through request.getfixturevalue, which
+# tests/conftest.py cannot see: their params carry the ``servers`` mark themselves.
+STATE_BACKENDS = (
+    "memory",
+    pytest.param("redis", marks=pytest.mark.servers),
+    pytest.param("firestore", marks=pytest.mark.servers),
+)
 
 
 @attrs.define

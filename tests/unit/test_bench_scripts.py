@@ -17,7 +17,10 @@ ROOT = Path(__file__).parents[2]
     [
         ["bench/run_loop.py", "20"],
         ["bench/llm_overhead.py", "--turns", "2", "--blocks", "1"],
-        ["bench/load.py", "--seconds", "0.2", "--sockets", "5"],
+        # It starts `assistant-service serve` as a process: a server test (see tests/conftest.py).
+        pytest.param(
+            ["bench/load.py", "--seconds", "0.2", "--sockets", "5"], marks=pytest.mark.servers
+        ),
     ],
     ids=["run_loop", "llm_overhead", "load"],
 )

@@ -12,6 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# The benchmark starts redis-server and the Firestore emulator: a server test (see tests/conftest.py).
+pytestmark = pytest.mark.servers
+
 ROOT = Path(__file__).parents[2]
 
 
