@@ -150,7 +150,7 @@ async def test_a_cancelled_run_frees_the_conversation(backend, gate):
     assert result.texts == ["after the cancel"]
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis"], indirect=True)
+@pytest.mark.parametrize("backend", STATE_BACKENDS[:2], indirect=True)  # memory, redis
 async def test_the_lease_is_renewed_while_a_tool_round_outlasts_its_ttl(backend, gate):
     # A 0.3 s lease held through a 1 s tool round: without renewal the second
     # instance would take the conversation over mid-run.
