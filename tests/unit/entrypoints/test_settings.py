@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from assistant_service.domain.secrets import Secret
@@ -12,6 +14,7 @@ from assistant_service.entrypoints.settings import (
     LogLevel,
     Settings,
     SettingsError,
+    StateStoreKind,
     load_settings,
 )
 
@@ -92,3 +95,43 @@ def test_an_unknown_environment_is_refused():
         SettingsError, match=r"ENVIRONMENT: expected one of development\|production"
     ):
         load_settings({"ENVIRONMENT": "staging"})
+
+
+def test_the_state_store_settings_are_parsed_and_the_redis_url_is_a_secret():
+    url = "redis://:hunter2-pass@10.0.0.3:6379/0"
+    settings = load_settings(
+        {
+            "STATE_STORE": "Redis",
+            "REDIS_URL": url,
+            "REDIS_KEY_PREFIX": "svc:",
+            "RUN_LOCK_TTL": "12.5",
+            "CONVERSATION_TTL": "86400",
+        }
+    )
+    assert settings.state_store is StateStoreKind.REDIS
+    assert settings.redis_url == Secret("REDIS_URL", url)
+    assert settings.redis_url.reveal() == url
+    assert settings.redis_key_prefix == "svc:"
+    assert settings.run_lock_ttl == 12.5
+    assert settings.conversation_ttl == 86400
+    assert "hunter2" not in repr(settings)
+    assert load_settings({}).state_store is StateStoreKind.MEMORY
+
+
+def test_a_shared_store_without_what_it_needs_names_the_variable():
+    with pytest.raises(SettingsError, match="STATE_STORE=redis requires REDIS_URL"):
+        load_settings({"STATE_STORE": "redis"})
+    with pytest.raises(SettingsError, match="STATE_STORE=firestore requires PROJECT_ID"):
+        load_settings({"STATE_STORE": "firestore"})
+    with pytest.raises(
+        SettingsError, match=re.escape("STATE_STORE: expected one of memory|redis|firestore")
+    ):
+        load_settings({"STATE_STORE": "postgres"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("RUN_LOCK_TTL", "0"), ("RUN_LOCK_TTL", "7200"), ("CONVERSATION_TTL", "5")]
+)
+def test_lease_and_history_lifetimes_out_of_range_are_refused(name, value):
+    with pytest.raises(SettingsError, match=name):
+        load_settings({name: value})
