@@ -2,13 +2,24 @@
 
 Prints, for the in-memory store, Redis and Firestore: microseconds per append
 of one item and per read of the whole history at 10, 100 and 1,000 items, and
-per lock acquire + release. Redis and Firestore run on 127.0.0.1 (started here:
+per lock acquire + release; then, per store, microseconds per whole chat turn
+through the facade with the lock, and that turn's overhead over the in-memory
+store's. Redis and Firestore run on 127.0.0.1 (started here:
 ``redis-server`` and ``gcloud emulators firestore``, unless ``REDIS_URL`` or
 ``FIRESTORE_EMULATOR_HOST`` names one already running), so their figures are
 loopback round trips plus the adapters' own work; a managed service adds its
 network. The Firestore emulator is not Firestore: read its figures as the
 adapter's round trips, not as the service's latency. A backend whose program is
 missing is skipped with a note. Firestore runs a tenth of the rounds (at least 3).
+
+A turn is ``service.chat`` on ``bootstrap(model=ScriptedModel(store=store, ...),
+state=store)``: the model gives a fixed one-line reply and calls no tool, so the
+turn's state work is the conversation read, lease acquire, history read, fenced
+append (the user message and the reply) and lease release, plus the facade's
+own work, which every store shares. Conversations are opened untimed and take
+``TURNS_PER_CONVERSATION`` turns each, so a turn reads a small history (0 to 8
+items). After ``WARMUP_TURNS`` untimed turns, each of ``rounds`` turns is timed
+alone; the figure is the median (the mean is printed beside it).
 
 Usage: ``PYTHONPATH=src:tests python bench/state_store.py [--rounds 200]
 [--backends memory,redis,firestore]``.
@@ -19,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import statistics
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -26,13 +38,20 @@ from typing import Any
 
 import anyio
 
+from assistant_service import bootstrap
+from assistant_service.adapters.llm.scripted import ScriptedModel, ScriptedStep, StepRequest, reply
 from assistant_service.adapters.state.memory import InMemoryStateStore
-from assistant_service.domain.models import Conversation
+from assistant_service.domain.models import Conversation, Message
 from support.servers import ServerMissingError, running_firestore_emulator, running_redis
 
 SIZES = (10, 100, 1_000)
 # A user message as the Responses backend stores it: about 200 bytes of JSON.
 ITEM = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "x" * 150}]}
+# A chat turn: a short question, a fixed short reply; a fresh conversation every few turns.
+TURN_MESSAGE = "What is the forecast for Paris tomorrow?"
+TURN_REPLY = "Sunny, 24 degrees, light wind from the west."
+TURNS_PER_CONVERSATION = 5
+WARMUP_TURNS = 5
 
 
 @contextlib.contextmanager
@@ -106,19 +125,67 @@ async def measure(store: Any, rounds: int) -> list[str]:
     return lines
 
 
+def fixed_reply(_request: StepRequest, _history: list[Message]) -> ScriptedStep:
+    return reply(TURN_REPLY)
+
+
+async def turn_times(store: Any, turns: int) -> list[float]:
+    """Microseconds of each of ``turns`` chat turns through the facade on ``store``."""
+    model = ScriptedModel(store=store, responder=fixed_reply)
+    service = bootstrap(model=model, state=store)
+    conversation_id = ""
+    times: list[float] = []
+    for n in range(WARMUP_TURNS + turns):
+        if n % TURNS_PER_CONVERSATION == 0:
+            conversation_id = await service.start_conversation()  # untimed
+        started = time.perf_counter()
+        result = await service.chat(conversation_id, TURN_MESSAGE)
+        elapsed = (time.perf_counter() - started) * 1e6
+        if result.texts != [TURN_REPLY]:  # a turn that did not run would time nothing
+            raise RuntimeError(f"unexpected reply from the scripted model: {result.texts!r}")
+        if n >= WARMUP_TURNS:
+            times.append(elapsed)
+    return times
+
+
+def turn_table(medians: dict[str, float]) -> list[str]:
+    """Median µs per turn for each store, and its overhead over the in-memory store's."""
+    header = "turn with the lock (µs per chat turn through the facade, median;"
+    lines = [f"{header} {TURNS_PER_CONVERSATION} turns per conversation):"]
+    baseline = medians.get("memory")
+    for backend, median in medians.items():
+        if backend == "memory":
+            versus = "baseline"
+        elif baseline is None:
+            versus = "overhead n/a: memory not run"
+        else:
+            versus = f"overhead {median - baseline:+9.1f} µs, x{median / baseline:.1f}"
+        lines.append(f"  {backend:<10} {median:9.1f} µs  ({versus})")
+    return lines
+
+
 async def main(rounds: int, backends: list[str]) -> None:
+    medians: dict[str, float] = {}
     with contextlib.ExitStack() as stack:
         for backend in backends:
             scaled = max(3, rounds // 10) if backend == "firestore" else rounds
             try:
                 async with open_store(backend, stack) as store:
                     lines = await measure(store, scaled)
+                    times = await turn_times(store, scaled)
             except ServerMissingError as error:
                 print(f"{backend}: skipped ({error})")
                 continue
+            medians[backend] = statistics.median(times)
+            lines.append(
+                f"  turn with the lock: {medians[backend]:9.1f} µs median,"
+                f" {statistics.fmean(times):9.1f} µs mean over {len(times)} turns"
+            )
             print(f"{backend} ({scaled} rounds):")
             for line in lines:
                 print(line)
+    for line in turn_table(medians):
+        print(line)
 
 
 def run() -> None:
