@@ -18,6 +18,7 @@ from assistant_service.adapters.llm.openai.assistants._model import OpenAIAssist
 from assistant_service.adapters.llm.openai.chat._model import OpenAIChatModel
 from assistant_service.adapters.llm.openai.responses._model import OpenAIResponsesModel
 from assistant_service.adapters.secrets.memory import InMemorySecretRepository
+from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.application.service import AssistantService
 from assistant_service.domain.models import AssistantProfile
@@ -38,16 +39,19 @@ LISTED_FROM = {"responses-conversations": "conversations.items.list", "assistant
 TURNS = [("hi", "Hello!"), ("weather?", "Sunny.")]
 
 
-def backend_model(name: str, fake_openai: Any, client: Any) -> tuple[Any, LLMBackend]:
+def backend_model(
+    name: str, fake_openai: Any, client: Any, store: InMemoryStateStore
+) -> tuple[Any, LLMBackend]:
     """The adapter for ``name``, with the fake scripted to answer ``TURNS``."""
     answers = [answer for _, answer in TURNS]
     if name == "chat":
         fake_openai.extensions["chat"].play(*map(chat_reply, answers))
-        return OpenAIChatModel(client=client), LLMBackend.CHAT
+        return OpenAIChatModel(client=client, store=store), LLMBackend.CHAT
     if name.startswith("responses-"):
         fake_openai.responses.turn(*map(t.text, answers))
         state = name.removeprefix("responses-")
-        return OpenAIResponsesModel(client, state=state), LLMBackend.RESPONSES
+        model = OpenAIResponsesModel(client, state=state, store=store, pending=store)
+        return model, LLMBackend.RESPONSES
     fake_openai.extensions["assistants"].play(*map(assistants_reply, answers))
     return OpenAIAssistantsModel(client=client), LLMBackend.ASSISTANTS
 
@@ -63,10 +67,15 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def client(backend: str, fake_openai: Any, openai_client: Any) -> AsyncIterator[Any]:
-    model, llm_backend = backend_model(backend, fake_openai, openai_client)
+    store = InMemoryStateStore()
+    model, llm_backend = backend_model(backend, fake_openai, openai_client, store)
     configs = InMemoryConfigRepository.of(PROFILE)
     assistant = AssistantService(
-        model=model, configs=configs, tools=FunctionToolRegistry(), default_assistant_id="helper"
+        model=model,
+        run_lock=store,
+        configs=configs,
+        tools=FunctionToolRegistry(),
+        default_assistant_id="helper",
     )
     services = Services(
         assistant=assistant,

@@ -122,10 +122,18 @@ class Usage:
 
 
 class RunStatus(str, enum.Enum):
-    """How a run ended."""
+    """Where a run is: going on, or how it ended."""
 
+    IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    # It stopped before tools that need a person's approval; a decision continues it.
+    REQUIRES_APPROVAL = "requires_approval"
+
+    @property
+    def ended(self) -> bool:
+        return self is not RunStatus.IN_PROGRESS
 
 
 @attrs.frozen
