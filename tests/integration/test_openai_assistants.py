@@ -59,6 +59,15 @@ def assistants(fake_openai):
     return fake_openai.extensions["assistants"]
 
 
+@pytest.fixture(autouse=True)
+def remote_assistants(fake_openai):
+    """The remote assistants the tests' profiles name, as a server that knows them."""
+    for assistant_id in ("asst_remote", "asst_1"):
+        fake_openai.extensions["assistants"].create_assistant(
+            {"model": "gpt-test"}, assistant_id=assistant_id
+        )
+
+
 @pytest.fixture
 def model(openai_client):
     return OpenAIAssistantsModel(client=openai_client, recovery_timeout=1.0)
