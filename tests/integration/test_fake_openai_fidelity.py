@@ -143,7 +143,7 @@ async def test_assistants_payloads_fit_the_sdk_types(
     )
     await legacy(lambda: openai_client.beta.assistants.update(made.id, instructions="Be brief."))
     await legacy(lambda: openai_client.beta.assistants.retrieve(made.id))
-    [listed] = [a async for a in await legacy(lambda: openai_client.beta.assistants.list())]
+    [listed] = [a async for a in await legacy(openai_client.beta.assistants.list)]
     assert listed.instructions == "Be brief."
     state.create_assistant({"model": "gpt-test"}, assistant_id="asst_1")
     thread = await legacy(lambda: threads.create(metadata={"user": "u1"}))

@@ -48,7 +48,9 @@ def backend_model(name: str, fake_openai: Any, client: Any) -> tuple[Any, LLMBac
         fake_openai.responses.turn(*map(t.text, answers))
         state = name.removeprefix("responses-")
         return OpenAIResponsesModel(client, state=state), LLMBackend.RESPONSES
-    fake_openai.extensions["assistants"].create_assistant({"model": "m"}, assistant_id="asst_remote")
+    fake_openai.extensions["assistants"].create_assistant(
+        {"model": "m"}, assistant_id="asst_remote"
+    )
     fake_openai.extensions["assistants"].play(*map(assistants_reply, answers))
     return OpenAIAssistantsModel(client=client), LLMBackend.ASSISTANTS
 
