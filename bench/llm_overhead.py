@@ -336,6 +336,7 @@ def serve(connection: Any) -> None:
     """The child process: the fake, answering every response with ``ANSWER``."""
     fake = start_fake_openai()
     fake.responses.default = lambda _request: Turn(text=ANSWER)
+    fake.extensions["assistants"].create_assistant({"model": "m"}, assistant_id="asst_bench")
     # Assistants and Chat call the tool once when asked about the weather, then answer.
     fake.extensions["assistants"].default = lambda kind, text: (
         RunStep(calls=(BENCH_CALL,))

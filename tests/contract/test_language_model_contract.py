@@ -211,6 +211,10 @@ def openai_backend(backend: str) -> Callable[[], AbstractAsyncContextManager[Dri
         client = make_openai_client(api_key=API_KEY, base_url=fake.base_url, max_retries=0)
         try:
             if backend == "assistants":
+                # The remote assistant the contract profile names exists on the server.
+                fake.extensions["assistants"].create_assistant(
+                    {"model": "gpt-test"}, assistant_id="asst_contract"
+                )
                 yield AssistantsDriver(fake, OpenAIAssistantsModel(client=client))
             else:
                 yield ChatDriver(fake, OpenAIChatModel(client=client))

@@ -1,7 +1,8 @@
-"""A minimal loopback stand-in for OpenAI's Assistants endpoints: create and update only.
+"""A minimal loopback stand-in for OpenAI's Assistants endpoints: create, update and list.
 
 ``POST /v1/assistants`` creates (``asst_1``, ``asst_2``, ...), ``POST
-/v1/assistants/{id}`` updates a known one or answers 404. The fuller fake
+/v1/assistants/{id}`` updates a known one or answers 404, ``GET /v1/assistants``
+lists them all on one page. The fuller fake
 OpenAI server lives with the OpenAI adapters; this one serves ``assistants push``.
 """
 
@@ -39,6 +40,15 @@ class FakeAssistantsApi:
             return 401, {"error": {"message": "Incorrect API key", "type": "invalid_request_error"}}
         body = json.loads(request.body or b"{}")
         match = _ASSISTANT.fullmatch(path)
+        if request.method == "GET" and path == "/v1/assistants":
+            listed = list(self.assistants.values())[::-1]
+            return 200, {
+                "object": "list",
+                "data": listed,
+                "first_id": listed[0]["id"] if listed else None,
+                "last_id": listed[-1]["id"] if listed else None,
+                "has_more": False,
+            }
         if request.method == "POST" and path == "/v1/assistants":
             assistant_id = f"asst_{len(self.assistants) + 1}"
         elif request.method == "POST" and match and match.group(1) in self.assistants:

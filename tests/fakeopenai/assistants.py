@@ -3,8 +3,10 @@
 ``install(server)`` registers them and returns the :class:`AssistantsState`
 that tests script (``state.play(reply("hi"), calls(...))``) and inspect.
 Route names (for ``server.script`` and ``server.requests_to``) are the SDK's
-method paths: ``threads.create``, ``messages.create``, ``runs.create``,
-``runs.submit_tool_outputs``, ``runs.cancel``...
+method paths: ``assistants.create``, ``assistants.retrieve``, ``threads.create``,
+``messages.create``, ``runs.create``, ``runs.submit_tool_outputs``, ``runs.cancel``...
+A run must name an assistant the server knows (``state.create_assistant``), as on
+a real server: any other is a 404.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from fakeopenai.server import (
 
 __all__ = ["AssistantsState", "RunStep", "call", "calls", "ended", "install", "plant_run", "reply"]
 
+_ASSISTANT = r"/v1/assistants/(?P<assistant>[^/]+)"
 _THREAD = r"/v1/threads/(?P<thread>[^/]+)"
 _RUN = _THREAD + r"/runs/(?P<run>[^/]+)"
 
@@ -55,6 +58,20 @@ def install(server: FakeOpenAIServer, state: AssistantsState | None = None) -> A
 
         server.route(method, pattern, name, guarded)
 
+    route("POST", r"/v1/assistants", "assistants.create", _create_assistant)
+    route("GET", r"/v1/assistants", "assistants.list", _list_assistants)
+    route(
+        "GET",
+        _ASSISTANT,
+        "assistants.retrieve",
+        lambda s, _b, _r, assistant: JSONReply(s.assistant(assistant)),
+    )
+    route(
+        "POST",
+        _ASSISTANT,
+        "assistants.update",
+        lambda s, b, _r, assistant: JSONReply(s.update_assistant(assistant, b)),
+    )
     route("POST", r"/v1/threads", "threads.create", _create_thread)
     route("GET", _THREAD, "threads.retrieve", lambda s, _b, _r, thread: JSONReply(s.thread(thread)))
     route("POST", _THREAD + "/messages", "messages.create", _create_message)
@@ -109,6 +126,14 @@ def plant_run(
     return run
 
 
+def _create_assistant(state: AssistantsState, body: dict, _request: RecordedRequest) -> Reply:
+    return JSONReply(state.create_assistant(body))
+
+
+def _list_assistants(state: AssistantsState, _b: dict, request: RecordedRequest) -> Reply:
+    return JSONReply(_page(list(state.assistants.values()), request))
+
+
 def _create_thread(state: AssistantsState, body: dict, _request: RecordedRequest) -> Reply:
     return JSONReply(state.create_thread(body.get("metadata")))
 
@@ -125,6 +150,8 @@ def _create_run(state: AssistantsState, body: dict, _r: RecordedRequest, thread:
         raise ApiError(400, "this fake server only streams runs")
     if not body.get("assistant_id"):
         raise ApiError(400, "Missing required parameter: 'assistant_id'.")
+    state.thread(thread)
+    state.assistant(body["assistant_id"])  # before a scripted step is used up
     step = state.next_step("create", thread)
     run = state.create_run(thread, body, model=body.get("model") or "fake-model")
     return SSEReply(run_step_items(state, run, step))

@@ -87,6 +87,8 @@ def ended(status: str, *, code: str = "server_error", message: str = "boom") -> 
 class AssistantsState:
     """Threads, messages and runs, and the script of run steps to play."""
 
+    # Remote assistants by id. A run names one; runs.create answers 404 for any other.
+    assistants: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     threads: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     messages: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)
     runs: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)
@@ -111,6 +113,24 @@ class AssistantsState:
         users = [m for m in self.messages.get(thread_id, ()) if m["role"] == "user"]
         text = users[-1]["content"][0]["text"]["value"] if users else ""
         return self.default(kind, text)
+
+    def create_assistant(self, body: dict[str, Any], assistant_id: str | None = None) -> dict:
+        """An assistant as ``POST /v1/assistants`` makes it (``assistant_id`` to pick its id)."""
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            raise ApiError(400, "Missing required parameter: 'model'.")
+        assistant = assistant_object(assistant_id or new_id("asst"), body)
+        self.assistants[assistant["id"]] = assistant
+        return assistant
+
+    def assistant(self, assistant_id: str) -> dict[str, Any]:
+        if assistant_id not in self.assistants:
+            raise ApiError(404, f"No assistant found with id '{assistant_id}'.")
+        return self.assistants[assistant_id]
+
+    def update_assistant(self, assistant_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        assistant = self.assistant(assistant_id)
+        assistant.update({k: v for k, v in body.items() if k in _ASSISTANT_FIELDS})
+        return assistant
 
     def thread(self, thread_id: str) -> dict[str, Any]:
         if thread_id not in self.threads:
@@ -147,6 +167,7 @@ class AssistantsState:
 
     def create_run(self, thread_id: str, body: dict[str, Any], **fields: Any) -> dict[str, Any]:
         self.thread(thread_id)
+        self.assistant(body.get("assistant_id", ""))
         active = self.active_run(thread_id)
         if active is not None:
             raise ApiError(400, f"Thread {thread_id} already has an active run {active['id']}.")
@@ -189,6 +210,31 @@ class AssistantsState:
                 400,
                 f"Expected tool outputs for call_ids {sorted(wanted)}, got {sorted(given)}.",
             )
+
+
+_ASSISTANT_FIELDS = frozenset(
+    {"model", "name", "description", "instructions", "tools", "metadata", "temperature", "top_p"}
+)
+
+
+def assistant_object(assistant_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    assistant = {
+        "id": assistant_id,
+        "object": "assistant",
+        "created_at": int(time.time()),
+        "name": None,
+        "description": None,
+        "model": "",
+        "instructions": None,
+        "tools": [],
+        "metadata": {},
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "response_format": "auto",
+        "tool_resources": {},
+    }
+    assistant.update({k: v for k, v in body.items() if k in _ASSISTANT_FIELDS})
+    return assistant
 
 
 def message_object(thread_id: str, role: str, text: str, run_id: str | None) -> dict[str, Any]:

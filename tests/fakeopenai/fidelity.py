@@ -19,7 +19,7 @@ from typing import Any
 
 import pydantic
 from openai import BaseModel
-from openai.types.beta import AssistantStreamEvent, Thread
+from openai.types.beta import Assistant, AssistantStreamEvent, Thread
 from openai.types.beta.threads import Message, Run
 from openai.types.chat import ChatCompletionChunk
 from openai.types.conversations import Conversation, ConversationItemList
@@ -56,6 +56,10 @@ JSON_BODIES: dict[str, Any] = {
     "conversations.retrieve": Conversation,
     "conversations.items.list": ConversationItemList,
     "conversations.items.create": ConversationItemList,
+    "assistants.create": Assistant,
+    "assistants.retrieve": Assistant,
+    "assistants.update": Assistant,
+    "assistants.list": [Assistant],
     "threads.create": Thread,
     "threads.retrieve": Thread,
     "messages.create": Message,

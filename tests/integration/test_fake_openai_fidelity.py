@@ -138,6 +138,14 @@ async def test_assistants_payloads_fit_the_sdk_types(
         RunStep(text="partial", error_event="the model crashed"),
         RunStep(text="hi", malformed_after=3),
     )
+    made = await legacy(
+        lambda: openai_client.beta.assistants.create(model="gpt-test", metadata={"k": "v"})
+    )
+    await legacy(lambda: openai_client.beta.assistants.update(made.id, instructions="Be brief."))
+    await legacy(lambda: openai_client.beta.assistants.retrieve(made.id))
+    [listed] = [a async for a in await legacy(openai_client.beta.assistants.list)]
+    assert listed.instructions == "Be brief."
+    state.create_assistant({"model": "gpt-test"}, assistant_id="asst_1")
     thread = await legacy(lambda: threads.create(metadata={"user": "u1"}))
     await legacy(lambda: threads.retrieve(thread.id))
 
@@ -175,9 +183,18 @@ async def test_assistants_payloads_fit_the_sdk_types(
     await legacy(lambda: threads.runs.list(thread.id))
     with contextlib.suppress(openai.BadRequestError):
         await legacy(lambda: threads.runs.cancel(run_id, thread_id=thread.id))
+    with pytest.raises(openai.NotFoundError, match="No assistant found with id 'asst_gone'"):
+        await legacy(lambda: threads.runs.create(thread.id, assistant_id="asst_gone", stream=True))
+    with pytest.raises(openai.NotFoundError):
+        await legacy(lambda: openai_client.beta.assistants.retrieve("asst_gone"))
 
     assert all_problems(fake_openai) == []
     assert {
+        "assistants.create:200",
+        "assistants.update:200",
+        "assistants.retrieve:200",
+        "assistants.list:200",
+        "runs.create:404",
         "thread.run.created",
         "thread.run.step.created",
         "thread.message.delta",

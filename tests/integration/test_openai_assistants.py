@@ -15,7 +15,6 @@ from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.application.service import AssistantService
 from assistant_service.domain.errors import (
-    ConfigurationError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -59,6 +58,15 @@ def assistants(fake_openai):
     return fake_openai.extensions["assistants"]
 
 
+@pytest.fixture(autouse=True)
+def remote_assistants(fake_openai):
+    """The remote assistants the tests' profiles name, as a server that knows them."""
+    for assistant_id in ("asst_remote", "asst_1"):
+        fake_openai.extensions["assistants"].create_assistant(
+            {"model": "gpt-test"}, assistant_id=assistant_id
+        )
+
+
 @pytest.fixture
 def model(openai_client):
     return OpenAIAssistantsModel(client=openai_client, recovery_timeout=1.0)
@@ -90,9 +98,20 @@ async def test_an_unknown_thread_is_not_found(model):
         await model.history("thread_nope")
 
 
-async def test_a_profile_without_remote_assistant_is_a_configuration_error(model):
-    with pytest.raises(ConfigurationError, match="remote_id"):
+async def test_a_profile_without_remote_assistant_is_an_upstream_error_saying_what_to_do(model):
+    # Start-up pushes every profile it serves; one stored since is a 502, never a 500.
+    with pytest.raises(UpstreamError, match="no remote_id.*assistants push"):
         await model.open_conversation(AssistantProfile(id="local", model="m"))
+
+
+async def test_a_remote_assistant_the_server_forgot_is_an_upstream_error_not_a_404(
+    fake_openai, assistants, model
+):
+    conversation = await model.open_conversation(PROFILE)
+    del assistants.assistants["asst_remote"]
+    with pytest.raises(UpstreamError, match="knows no assistant 'asst_remote'") as raised:
+        await step(model, conversation, UserInput("hi"))
+    assert not isinstance(raised.value, NotFoundError)
 
 
 async def test_a_text_answer_streams_deltas_then_the_message_and_usage(
@@ -477,9 +496,9 @@ async def test_settings_select_the_assistants_adapter(fake_openai):
     try:
         assert isinstance(model, OpenAIAssistantsModel)
         assert model.default_assistant_id == "demo"
-        # The development demo profile names no remote assistant: refused, clearly.
-        with pytest.raises(ConfigurationError, match="remote_id"):
-            await services.assistant.start_conversation()
+        # Development pushed the demo profile at start-up: it runs (tests/integration/test_first_run.py).
+        assert (await services.configs.get("demo")).remote_id
+        await services.assistant.start_conversation()
     finally:
         await close_client()
 

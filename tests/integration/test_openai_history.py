@@ -52,6 +52,9 @@ def backend_model(
         state = name.removeprefix("responses-")
         model = OpenAIResponsesModel(client, state=state, store=store, pending=store)
         return model, LLMBackend.RESPONSES
+    fake_openai.extensions["assistants"].create_assistant(
+        {"model": "m"}, assistant_id="asst_remote"
+    )
     fake_openai.extensions["assistants"].play(*map(assistants_reply, answers))
     return OpenAIAssistantsModel(client=client), LLMBackend.ASSISTANTS
 

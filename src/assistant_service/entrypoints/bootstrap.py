@@ -31,12 +31,18 @@ def demo_tools() -> FunctionToolRegistry:
     return registry
 
 
-def demo_profile(registry: ToolRegistry | None = None) -> AssistantProfile:
-    """The demo assistant: the offline model and every demo tool."""
+def demo_profile(
+    registry: ToolRegistry | None = None, *, model: str = "offline"
+) -> AssistantProfile:
+    """The demo assistant: every tool of ``registry`` (default the demo tools), on ``model``.
+
+    The offline model answers to any model name; a real backend needs a real one
+    (the service passes ``DEFAULT_MODEL``).
+    """
     names = demo_tools().names() if registry is None else _names(registry)
     return AssistantProfile(
         id=DEMO_ASSISTANT_ID,
-        model="offline",
+        model=model,
         instructions="You are a helpful assistant. Use the tools when they help.",
         tools=tuple(names),
     )

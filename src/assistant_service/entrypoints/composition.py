@@ -12,11 +12,14 @@ starts without the extras it does not use.
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
+import attrs
 import structlog
 
+from assistant_service.adapters.config.local import LocalDirectoryConfigRepository
 from assistant_service.adapters.config.memory import InMemoryConfigRepository
 from assistant_service.adapters.llm.offline import offline_model
 from assistant_service.adapters.secrets.memory import InMemorySecretRepository
@@ -31,6 +34,11 @@ from assistant_service.entrypoints.bootstrap import (
     demo_tools,
 )
 from assistant_service.entrypoints.http.services import Closer, Services
+from assistant_service.entrypoints.remote_assistants import (
+    assistants_backend,
+    check_default,
+    runs_remote_assistant,
+)
 from assistant_service.entrypoints.settings import (
     LLMBackend,
     ResponsesState,
@@ -72,21 +80,46 @@ async def services_from_settings(
         default = settings.assistant_id
     else:
         registry = tools or demo_tools()
-        profiles = [demo_profile(registry)]
+        needs_key = settings.backend is not LLMBackend.OFFLINE
+        # A real backend needs a real model name: the offline model takes any.
+        profiles = [
+            demo_profile(registry, model=settings.default_model if needs_key else "offline")
+        ]
         if settings.assistants_dir:
             specs, registry = _spec_directories(settings.assistants_dir, registry)
             profiles.extend(specs)
+        if settings.config_dir:
+            profiles = await _with_stored_profiles(settings.config_dir, profiles, registry)
         configs = InMemoryConfigRepository.of(profiles)
         key = settings.openai_api_key
         values = {settings.openai_api_key_secret: key.reveal()} if key else {}
         secrets = InMemorySecretRepository(values=values)
         default = settings.assistant_id or DEMO_ASSISTANT_ID
+        if not runs_remote_assistant(settings):
+            await check_default(configs, default)
     state = await _state_store(settings, secrets, closers)
     needs_key = settings.backend is not LLMBackend.OFFLINE
     if needs_key:
-        model = await _model(settings, secrets, state, closers)
+        try:
+            model, configs = await _model(
+                settings, secrets, state, closers, configs=configs, registry=registry
+            )
+        except BaseException:
+            # Start-up failed (a remote assistant refused, say): close what was opened.
+            for close in reversed(closers):
+                await close()
+            raise
     else:
         model = _offline(settings, state)
+    log.info(
+        "assistant.default",
+        assistant_id=default,
+        backend=settings.backend.value,
+        hint=None
+        if default != DEMO_ASSISTANT_ID or not needs_key
+        else f"the demo assistant on {settings.default_model} (DEFAULT_MODEL); "
+        "set ASSISTANT_ID to serve your own",
+    )
     assistant = bootstrap(
         model=model,
         configs=configs,
@@ -167,10 +200,19 @@ async def _state_store(
     return store
 
 
-async def _model(
-    settings: Settings, secrets: SecretRepository, state: StateStore, closers: list[Closer]
-) -> LanguageModel:
-    """The OpenAI-backed model, on one shared client closed at shutdown.
+async def _model(  # noqa: PLR0913 -- what the backends need between them
+    settings: Settings,
+    secrets: SecretRepository,
+    state: StateStore,
+    closers: list[Closer],
+    *,
+    configs: AssistantConfigRepository,
+    registry: ToolRegistry,
+) -> tuple[LanguageModel, AssistantConfigRepository]:
+    """The OpenAI-backed model, on one shared client closed at shutdown, and the configs.
+
+    The Assistants backend makes its profiles runnable first (see
+    :mod:`~assistant_service.entrypoints.remote_assistants`), which may change ``configs``.
 
     The key is read now, so a missing one stops start-up, and again by the SDK
     before each request, through the repository's cache: a rotated secret is
@@ -207,19 +249,56 @@ async def _model(
     if backend is LLMBackend.RESPONSES:
         # RESPONSES_STATE=local keeps history here instead of in OpenAI's Conversations.
         local = settings.responses_state is ResponsesState.LOCAL
-        return openai_models.OpenAIResponsesModel(
+        responses = openai_models.OpenAIResponsesModel(
             client,
             state=settings.responses_state.value,
             store=state if local else None,
             pending=None if local else state,
         )
+        return responses, configs
     if backend is LLMBackend.ASSISTANTS:
         # Threads made by the original service carry no assistant id: ASSISTANT_ID's.
-        return openai_models.OpenAIAssistantsModel(
-            client=client, default_assistant_id=settings.assistant_id
+        configs, assistants = await assistants_backend(
+            client, settings=settings, configs=configs, registry=registry
         )
+        return assistants, configs
     # LLM_BACKEND=chat: compatible servers keep no conversations, the history lives here.
-    return openai_models.OpenAIChatModel(client=client, store=state)
+    return openai_models.OpenAIChatModel(client=client, store=state), configs
+
+
+async def _with_stored_profiles(
+    directory: str, profiles: list[AssistantProfile], registry: ToolRegistry
+) -> list[AssistantProfile]:
+    """``profiles`` with those of ``CONFIG_DIR`` (``assistants push --to local:DIR``).
+
+    A stored profile of a spec directory lends it only its ``remote_id`` (the
+    spec is what is being edited); one of no spec directory is served as
+    stored, its tools checked against the registry. A missing directory is empty.
+    """
+    repository = LocalDirectoryConfigRepository(directory)
+    if not await anyio.Path(directory).is_dir():
+        log.warning("config_dir.missing", config_dir=directory)
+        return profiles
+    by_id = {p.id: p for p in profiles}
+    known = set(_tool_names(registry))
+    for stored in await repository.list():
+        given = by_id.get(stored.id)
+        if given is not None:
+            if not given.remote_id and stored.remote_id:
+                by_id[stored.id] = attrs.evolve(given, remote_id=stored.remote_id)
+            continue
+        unknown = [name for name in stored.tools if name not in known]
+        if unknown:
+            raise ConfigurationError(
+                f"{Path(directory) / stored.id}.json: tools: no such tool "
+                f"{', '.join(unknown)} (tools are code: put them in ASSISTANTS_DIR)"
+            )
+        by_id[stored.id] = stored
+    return [by_id[key] for key in sorted(by_id)]
+
+
+def _tool_names(registry: ToolRegistry) -> list[str]:
+    return registry.names() if isinstance(registry, FunctionToolRegistry) else []
 
 
 def _spec_directories(

@@ -72,6 +72,8 @@ class StateStoreKind(str, enum.Enum):
 
 
 THIRTY_DAYS = 30 * 24 * 3600.0
+# The demo assistant's model on a real backend: a current, inexpensive OpenAI model.
+DEFAULT_MODEL = "gpt-4.1-mini"
 
 
 @attrs.frozen
@@ -90,6 +92,8 @@ class Settings:
     openai_timeout: float = 60.0
     openai_max_retries: int = 2
     llm_backend: LLMBackend | None = None
+    # The model of the demo assistant on a real backend (the offline model otherwise).
+    default_model: str = DEFAULT_MODEL
     responses_state: ResponsesState = ResponsesState.CONVERSATIONS
     # Where state that outlives a request lives: history, run leases, pending calls.
     state_store: StateStoreKind = StateStoreKind.MEMORY
@@ -106,6 +110,11 @@ class Settings:
     assistant_id: str | None = None
     # Spec directories (assistants/<id>/profile.json + tools.py) whose tools the service loads.
     assistants_dir: str | None = None
+    # Profiles as JSON files (``assistants push --to local:DIR``); read in development.
+    config_dir: str | None = None
+    # LLM_BACKEND=assistants: create or update remote assistants at start-up (None: in
+    # development only).
+    assistants_auto_push: bool | None = None
     google_application_credentials: str | None = None
     secret_manager_endpoint: str | None = None
     storage_emulator_host: str | None = None
@@ -129,6 +138,13 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def auto_push(self) -> bool:
+        """Whether start-up creates or updates the remote assistants of profiles that lack one."""
+        if self.assistants_auto_push is not None:
+            return self.assistants_auto_push
+        return not self.production
 
     @property
     def backend(self) -> LLMBackend:
@@ -175,8 +191,20 @@ def _number(kind: type[float | int]) -> Callable[[Any, Any], Any]:
     return structure
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _flag(value: Any, _type: Any) -> bool:
+    text = str(value).strip().lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise ValueError(f"not a flag: {value!r}")
+
+
 def _converter() -> cattrs.Converter:
     converter = cattrs.Converter(detailed_validation=True)
+    converter.register_structure_hook(bool, _flag)
     converter.register_structure_hook(int, _number(int))
     converter.register_structure_hook(float, _number(float))
     converter.register_structure_hook(
@@ -209,6 +237,8 @@ def _expected(field: attrs.Attribute[Any]) -> str:
     ):
         if kind.__name__ in text:
             return "one of " + "|".join(member.value for member in kind)
+    if "bool" in text:
+        return "one of true|false (or 1|0, yes|no, on|off)"
     if "int" in text:
         return "an integer"
     if "float" in text:

@@ -144,7 +144,11 @@ def test_push_for_the_assistants_backend_creates_then_updates_the_remote_assista
 
         code, out, _ = run(capsys, "assistants", "push", str(EXAMPLE), "--to", target)
         assert out.endswith("(remote assistant asst_1)\n")
-        assert [r.path for r in api.requests] == ["/v1/assistants", "/v1/assistants/asst_1"]
+        assert [(r.method, r.path.split("?")[0]) for r in api.requests] == [
+            ("GET", "/v1/assistants"),  # none pushed from this profile before
+            ("POST", "/v1/assistants"),
+            ("POST", "/v1/assistants/asst_1"),  # its remote_id, recorded by the first push
+        ]
         code, out, _ = run(capsys, "assistants", "show", "weather", "--from", target)
         assert json.loads(out)["remote_id"] == "asst_1"
 

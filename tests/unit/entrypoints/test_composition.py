@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import structlog.testing
 
-from assistant_service.domain.errors import ConfigurationError, NotFoundError
+from assistant_service.domain.errors import ConfigurationError
 from assistant_service.entrypoints.composition import services_from_settings
 from assistant_service.entrypoints.settings import LLMBackend, Settings, load_settings
 
@@ -42,10 +42,14 @@ async def test_an_api_key_is_kept_as_a_secret_the_readiness_check_reads():
 
 
 async def test_assistant_id_names_the_default_assistant():
-    services = await services_from_settings(load_settings({"ASSISTANT_ID": "nobody"}))
-    assert services.assistant.default_assistant_id == "nobody"
-    with pytest.raises(NotFoundError, match="nobody"):  # /readyz reports this as not ready
-        await services.assistant.start_conversation()
+    services = await services_from_settings(load_settings({"ASSISTANT_ID": "demo"}))
+    assert services.assistant.default_assistant_id == "demo"
+
+
+async def test_an_unknown_assistant_id_stops_development_start_up():
+    # Development holds every profile it serves: a typo is caught at once, not as a 404.
+    with pytest.raises(ConfigurationError, match=r"ASSISTANT_ID=nobody: no such assistant"):
+        await services_from_settings(load_settings({"ASSISTANT_ID": "nobody"}))
 
 
 async def test_an_openai_backend_without_a_key_is_a_configuration_error():

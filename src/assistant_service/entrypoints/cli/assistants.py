@@ -127,7 +127,7 @@ def _push(args: argparse.Namespace) -> int:
     with _repository(args.target) as (repository, where):
         if args.backend == "assistants":
             previous = anyio.run(_remote_id, repository, profile.id)
-            remote_id = _sync_remote(attrs.evolve(profile, remote_id=previous), spec)
+            remote_id = anyio.run(_sync_remote, attrs.evolve(profile, remote_id=previous), spec)
             profile = attrs.evolve(profile, remote_id=remote_id)
         anyio.run(repository.put, profile)
     suffix = f" (remote assistant {profile.remote_id})" if profile.remote_id else ""
@@ -163,16 +163,16 @@ async def _remote_id(repository: AssistantConfigRepository, assistant_id: str) -
         return None
 
 
-def _sync_remote(profile: AssistantProfile, spec: AssistantSpec) -> str:
+async def _sync_remote(profile: AssistantProfile, spec: AssistantSpec) -> str:
     import openai  # noqa: PLC0415 - only the Assistants backend needs the extra
 
     from assistant_service.adapters.llm.openai.assistants.remote_assistant import (  # noqa: PLC0415
-        sync_remote_assistant,
+        push_remote_assistant,
     )
 
     # OPENAI_API_KEY and OPENAI_BASE_URL are read by the SDK itself.
-    with openai.OpenAI(timeout=30.0, max_retries=1) as client:
-        return sync_remote_assistant(client, profile, spec.tools.specs(profile.tools))
+    async with openai.AsyncOpenAI(timeout=30.0, max_retries=1) as client:
+        return await push_remote_assistant(client, profile, spec.tools.specs(profile.tools))
 
 
 @contextlib.contextmanager

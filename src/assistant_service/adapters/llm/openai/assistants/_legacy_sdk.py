@@ -6,14 +6,15 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 
-_DEPRECATION = "The Assistants API is deprecated"
+# ``beta.threads`` methods warn with the first message, ``beta.assistants`` ones with the second.
+_DEPRECATION = r"The Assistants API is deprecated|deprecated\Z"
 
 
 @contextlib.contextmanager
 def deprecated_api() -> Iterator[None]:
-    """Silence only the SDK's Assistants-API deprecation warning, for a synchronous call.
+    """Silence only the SDK's Assistants-API deprecation warnings, for a synchronous call.
 
-    The SDK warns when a ``beta.threads`` method is *called*, before the
+    The SDK warns when a ``beta.threads`` or ``beta.assistants`` method is *called*, before the
     coroutine it returns is awaited. ``catch_warnings`` changes process-wide
     state, so the block must not await: create the coroutine inside, await it
     after. We keep the API on purpose (see the adapter's docstring); any other

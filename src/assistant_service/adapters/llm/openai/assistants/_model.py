@@ -25,7 +25,12 @@ from assistant_service.adapters.llm.openai._client import upstream_headers
 from assistant_service.adapters.llm.openai._tools import function_tools
 from assistant_service.adapters.llm.openai.assistants._events import read_event
 from assistant_service.adapters.llm.openai.assistants._legacy_sdk import deprecated_api
-from assistant_service.adapters.llm.openai.assistants._runs import BACKEND, RunRecovery, thread_call
+from assistant_service.adapters.llm.openai.assistants._runs import (
+    BACKEND,
+    RunRecovery,
+    run_call,
+    thread_call,
+)
 from assistant_service.adapters.llm.openai.assistants._threads import (
     listed_message,
     remote_id,
@@ -38,7 +43,7 @@ from assistant_service.domain.errors import (
 )
 from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import AssistantProfile, Conversation, Message
-from assistant_service.domain.steps import ModelEvent, StepInput, UserInput
+from assistant_service.domain.steps import ModelEvent, ModelToolCall, StepInput, UserInput
 from assistant_service.domain.tools import ToolSpec
 
 
@@ -57,10 +62,17 @@ class OpenAIAssistantsModel:
     instance may still be driving it), else the step fails with
     ``ConflictError``. Threads created without our metadata belong to
     ``default_assistant_id``. ``client`` is shared, never closed here.
+
+    ``as_configured`` names the remote assistants run as the server has them
+    (``ASSISTANT_ID=asst_...``): their runs override nothing, and the tools
+    their model calls are mapped to local ones (remote name -> local name, see
+    ``retrieve_remote_assistant``). A remote assistant the server no longer
+    knows fails the step with ``UpstreamError`` naming it.
     """
 
     _client: AsyncOpenAI = attrs.field(alias="client")
     default_assistant_id: str | None = None
+    as_configured: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     foreign_run_grace: float = 30.0
     recovery_timeout: float = 10.0
     max_history_messages: int = 1_000
@@ -106,18 +118,25 @@ class OpenAIAssistantsModel:
         recovery = RunRecovery(self._threads, thread_id, self.recovery_timeout)
         remembered = self._runs.get(thread_id)
         pending: Awaitable[Any]
+        tool_names = self.as_configured.get(assistant_id)
         if isinstance(step, UserInput):
             await self._add_user_message(recovery, remembered, step.text)
+            overrides: dict[str, Any] = {}
+            if tool_names is None:
+                # The profile's settings win over the remote assistant's.
+                overrides = {
+                    "model": profile.model or omit,
+                    "instructions": profile.instructions or omit,
+                    "temperature": omit if profile.temperature is None else profile.temperature,
+                    "tools": cast("Any", function_tools(tools)) if tools else omit,
+                }
             with deprecated_api():
                 pending = self._threads.runs.create(
                     thread_id,
                     assistant_id=assistant_id,
-                    model=profile.model or omit,
-                    instructions=profile.instructions or omit,
-                    temperature=profile.temperature if profile.temperature is not None else omit,
-                    tools=cast("Any", function_tools(tools)) if tools else omit,
                     stream=True,
                     extra_headers=upstream_headers(),
+                    **overrides,
                 )
             operation = "threads.runs.create"
         else:
@@ -134,8 +153,14 @@ class OpenAIAssistantsModel:
                     extra_headers=upstream_headers(),
                 )
             operation = "threads.runs.submit_tool_outputs"
-        async with aclosing(self._stream_run(thread_id, operation, pending)) as events:
+        stream = self._stream_run(thread_id, operation, pending, assistant_id)
+        async with aclosing(stream) as events:
             async for event in events:
+                if tool_names and isinstance(event, ModelToolCall):
+                    call = event.call
+                    event = ModelToolCall(  # noqa: PLW2901 -- the same event, renamed
+                        attrs.evolve(call, name=tool_names.get(call.name, call.name))
+                    )
                 yield event
 
     async def history(self, conversation_id: str) -> list[Message]:
@@ -181,12 +206,13 @@ class OpenAIAssistantsModel:
         return self._client.beta.threads
 
     async def _stream_run(
-        self, thread_id: str, operation: str, pending: Awaitable[Any]
+        self, thread_id: str, operation: str, pending: Awaitable[Any], assistant_id: str
     ) -> AsyncGenerator[ModelEvent, None]:
         guard = StepGuard(BACKEND, self.step_timeout, self.max_step_events)
         ended = False
         with thread_call(operation, thread_id):
-            stream = await pending
+            with run_call(assistant_id, created=operation == "threads.runs.create"):
+                stream = await pending
             async with stream:
                 while (event := await guard.next(stream, "event")) is not None:
                     if ended:

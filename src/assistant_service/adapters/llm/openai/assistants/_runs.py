@@ -15,6 +15,7 @@ import structlog
 
 from assistant_service.adapters.llm.openai._calls import upstream_call
 from assistant_service.adapters.llm.openai._client import upstream_headers
+from assistant_service.adapters.llm.openai._errors import upstream_message
 from assistant_service.adapters.llm.openai.assistants._events import ACTIVE_STATUSES
 from assistant_service.adapters.llm.openai.assistants._legacy_sdk import deprecated_api
 from assistant_service.domain.errors import (
@@ -35,6 +36,26 @@ def thread_call(operation: str, thread_id: str) -> Iterator[None]:
         BACKEND, operation, not_found=("conversation", thread_id), conversation_id=thread_id
     ):
         yield
+
+
+@contextlib.contextmanager
+def run_call(assistant_id: str, *, created: bool) -> Iterator[None]:
+    """Starting a run (``created``): a 404 means the server no longer knows the assistant.
+
+    The thread was just written to, so the assistant is what is missing: an
+    ``UpstreamError`` (502) naming it, never an unknown conversation.
+    """
+    if not created:
+        yield
+        return
+    try:
+        yield
+    except openai.NotFoundError as error:
+        raise UpstreamError(
+            f"the model server knows no assistant {assistant_id!r} (404: "
+            f"{upstream_message(error) or 'not found'}); push it again "
+            "(assistant-service assistants push, or ASSISTANTS_AUTO_PUSH) or fix its remote_id"
+        ) from error
 
 
 @attrs.define

@@ -7,16 +7,22 @@ from datetime import datetime, timezone
 from typing import Any
 
 from assistant_service.adapters.llm.openai._metadata import ASSISTANT_KEY, tagged_metadata
-from assistant_service.domain.errors import ConfigurationError
+from assistant_service.domain.errors import UpstreamError
 from assistant_service.domain.models import AssistantProfile, Conversation, Message, Role
 
 
 def remote_id(profile: AssistantProfile) -> str:
-    """The remote assistant a profile runs; ``ConfigurationError`` when it names none."""
+    """The remote assistant a profile runs.
+
+    Raises ``UpstreamError`` (a 502, like a remote assistant the server no
+    longer knows) when it names none: the service starts only once its
+    profiles have one, so this is a profile stored since, never pushed.
+    """
     if not profile.remote_id:
-        raise ConfigurationError(
-            f"assistant profile {profile.id!r} has no remote_id: the assistants backend "
-            "needs the id of the remote assistant (asst_...) to run it"
+        raise UpstreamError(
+            f"assistant {profile.id!r} has no remote assistant (no remote_id): push it "
+            f"with assistant-service assistants push --backend assistants, "
+            "or set ASSISTANTS_AUTO_PUSH=true"
         )
     return profile.remote_id
 
