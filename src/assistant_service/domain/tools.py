@@ -21,6 +21,8 @@ class ToolSpec:
     description: str
     parameters: Mapping[str, Any]
     strict: bool = True
+    # A person approves each call before it runs (``@tool(requires_approval=True)``).
+    requires_approval: bool = False
 
 
 @attrs.frozen
