@@ -100,7 +100,7 @@ def assistant_service(
     """An AssistantService on the scripted model, with ``assistant_profile`` as its default."""
     return AssistantService(
         model=scripted_model,
-        run_lock=state_store,
+        state=state_store,
         configs=InMemoryConfigRepository.of(assistant_profile),
         tools=tool_registry,
         default_assistant_id=assistant_profile.id,

@@ -95,6 +95,9 @@ class RunRequiresApproval:
     type: ClassVar[str] = "run.requires_approval"
     run_id: str
     result: RunResult
+    # Every call of the round it stopped in, in order: those that needed no
+    # approval ran (their outcomes end ``result.tool_outcomes``).
+    stopped_round: tuple[ToolCall, ...] = ()
     seq: int = attrs.field(default=0, kw_only=True)
 
 

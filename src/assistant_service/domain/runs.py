@@ -5,6 +5,16 @@ from __future__ import annotations
 import attrs
 
 from assistant_service.domain.models import RunResult, RunStatus
+from assistant_service.domain.tools import ToolCall, ToolOutcome
+
+
+@attrs.frozen
+class ApprovalDecision:
+    """A person's answer to one call that waits for approval."""
+
+    call_id: str
+    approve: bool
+    reason: str | None = None
 
 
 @attrs.frozen
@@ -26,6 +36,10 @@ class RunRecord:
     error_message: str | None = None
     resumes: str | None = None
     resumed_by: str | None = None
+    # The round the run stopped in for approvals: every call, in order, and the
+    # outcomes of those that needed none (they ran already).
+    stopped_round: tuple[ToolCall, ...] = ()
+    held_outcomes: tuple[ToolOutcome, ...] = ()
 
     @property
     def awaits_decision(self) -> bool:

@@ -43,6 +43,7 @@ class OutcomeStatus(str, enum.Enum):
     INVALID_ARGUMENTS = "invalid_arguments"
     NOT_ALLOWED = "not_allowed"  # not in the assistant's tool list, or unknown
     SKIPPED = "skipped"  # over the per-round call limit
+    DENIED = "denied"  # a person refused the call
 
 
 @attrs.frozen

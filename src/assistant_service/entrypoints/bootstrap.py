@@ -76,7 +76,7 @@ def bootstrap(  # noqa: PLR0913 -- every part is keyword-only and optional
         model=model or offline_model(store=state),
         configs=configs,
         tools=registry,
-        run_lock=state,
+        state=state,
         default_assistant_id=default_assistant_id,
         lock_ttl=lock_ttl,
     )

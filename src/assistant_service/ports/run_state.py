@@ -126,15 +126,11 @@ class RunRegistry(Protocol):
         ...
 
 
-class StateStore(
-    ConversationStore,
-    RunLock,
-    PendingCalls,
-    RunEventLog,
-    RunRegistry,
-    StateStoreHealth,
-    Protocol,
-):
+class RunState(RunLock, RunEventLog, RunRegistry, Protocol):
+    """What the facade needs to run, steer and replay runs across instances."""
+
+
+class StateStore(ConversationStore, PendingCalls, RunState, StateStoreHealth, Protocol):
     """Every port of shared state in one store: what the composition root wires.
 
     One object serves them all because a fenced append must see the lock's
