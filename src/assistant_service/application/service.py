@@ -151,7 +151,7 @@ class AssistantService:
                     yield event
 
     async def decide(
-        self, conversation_id: str, run_id: str, decisions: Sequence[ApprovalDecision]
+        self, conversation_id: str | None, run_id: str, decisions: Sequence[ApprovalDecision]
     ) -> AsyncGenerator[RunEvent, None]:
         """Continue the run ``run_id`` stopped for approvals, with a decision per pending call.
 
@@ -160,11 +160,12 @@ class AssistantService:
         Raises ``NotFoundError`` for an unknown run (or one of another
         conversation, or whose approvals expired), ``ConflictError`` when it
         does not wait for a decision (any more), and ``InvalidInputError``
-        unless every pending call is decided exactly once.
+        unless every pending call is decided exactly once. Without
+        ``conversation_id`` the run's own conversation is used.
         """
-        conversation = await self._conversation(conversation_id)
+        stopped = await self._record(conversation_id, run_id)
+        conversation = await self._conversation(stopped.conversation_id)
         profile = await self._profile(conversation.assistant_id)
-        stopped = await self._record(conversation.id, run_id)
         if not stopped.awaits_decision:
             raise ConflictError(f"run {run_id!r} does not wait for approvals")
         chosen = _check_decisions(stopped, decisions)
@@ -189,7 +190,7 @@ class AssistantService:
                     yield event
 
     async def approve(
-        self, conversation_id: str, run_id: str, decisions: Sequence[ApprovalDecision]
+        self, conversation_id: str | None, run_id: str, decisions: Sequence[ApprovalDecision]
     ) -> RunResult:
         """:meth:`decide`, run to its end: the continuing run's result (as :meth:`chat`)."""
         return await _result_of(self.decide(conversation_id, run_id, decisions))
@@ -206,11 +207,12 @@ class AssistantService:
         start_soon(_drain, events)
         return started.run_id
 
-    async def cancel(self, conversation_id: str, run_id: str) -> RunRecord:
+    async def cancel(self, conversation_id: str | None, run_id: str) -> RunRecord:
         """Ask the run to stop; it ends with ``RunCancelled`` within a second, on any instance.
 
         Raises ``NotFoundError`` for an unknown run (or one of another
         conversation) and ``ConflictError`` for a run that already ended.
+        Without ``conversation_id``, any run of the shared state may be named.
         """
         record = await self._record(conversation_id, run_id)
         if record.status.ended:
@@ -222,12 +224,12 @@ class AssistantService:
             await self._state.request_cancel(run_id, self.events_ttl)
         return record
 
-    async def run(self, conversation_id: str, run_id: str) -> RunRecord:
+    async def run(self, conversation_id: str | None, run_id: str) -> RunRecord:
         """What is known of the run: status, and its result once it ended."""
         return await self._record(conversation_id, run_id)
 
     async def events(
-        self, conversation_id: str, run_id: str, *, after: int = 0
+        self, conversation_id: str | None, run_id: str, *, after: int = 0
     ) -> AsyncGenerator[RunEvent, None]:
         """The run's events after ``seq`` ``after``, then the new ones as they come, to its end.
 
@@ -388,9 +390,9 @@ class AssistantService:
                 "run.not_recorded", extra={"run_id": record.run_id, "error_code": error.code}
             )
 
-    async def _record(self, conversation_id: str, run_id: str) -> RunRecord:
+    async def _record(self, conversation_id: str | None, run_id: str) -> RunRecord:
         """The run's record, if it belongs to the conversation; ``NotFoundError`` otherwise."""
-        if not _CONVERSATION_ID.fullmatch(conversation_id):
+        if conversation_id is not None and not _CONVERSATION_ID.fullmatch(conversation_id):
             raise InvalidInputError(
                 "invalid conversation id",
                 {"conversation_id": "must be 1 to 128 letters, digits, '_' or '-'"},
@@ -398,7 +400,7 @@ class AssistantService:
         if not _RUN_ID.fullmatch(run_id):
             raise InvalidInputError("invalid run id", {"run_id": "must be a run id (run_...)"})
         record = await self._state.load_run(run_id)
-        if record.conversation_id != conversation_id:
+        if conversation_id is not None and record.conversation_id != conversation_id:
             raise NotFoundError("run", run_id)  # another conversation's run is none of its business
         return record
 
