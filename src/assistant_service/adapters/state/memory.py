@@ -18,6 +18,7 @@ from assistant_service.adapters.state._common import (
     check_ttl,
     conflict,
     decode_items,
+    encode_events,
     encode_item,
     fenced_out,
     lease_lost,
@@ -183,7 +184,7 @@ class InMemoryStateStore:
     # RunEventLog
 
     async def append_events(self, run_id: str, events: Sequence[Mapping[str, Any]]) -> None:
-        texts = [encode_item(event) for event in events]  # all or none
+        texts = [text for _, text in encode_events(events)]  # all or none
         log = self._logs.get(run_id)
         if log is None or log.expires_at <= self.clock():
             log = self._logs[run_id] = _RunLog()
