@@ -50,6 +50,12 @@ class AssistantProfile:
     # Tools (of ``tools``) that never run on the model's word alone: a person approves each call.
     approval_required: tuple[str, ...] = attrs.field(default=(), converter=_names)
 
+    @approval_required.validator
+    def _only_its_tools(self, _attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+        unknown = [name for name in value if name not in self.tools]
+        if unknown:
+            raise ValueError(f"approval_required names tools it does not list: {unknown}")
+
 
 @attrs.frozen
 class Conversation:
