@@ -205,6 +205,8 @@ class InMemoryStateStore:
         log = self._logs.get(run_id)
         if log is None:
             log = self._logs[run_id] = _RunLog()  # a reader may come before the first event
+            while len(self._logs) > self.max_runs:
+                self._logs.popitem(last=False)
         with anyio.move_on_after(wait):
             await log.grew.wait()
         return self._events_after(run_id, after, limit)
