@@ -53,7 +53,7 @@ async def measure(tool: str | None, calls: int, turns: int) -> float:
     model = ScriptedModel(responder=responder(tool, calls))
     service = AssistantService(
         model=model,
-        run_lock=model.store,
+        state=model.store,
         configs=InMemoryConfigRepository.of(profile),
         tools=registry,
         default_assistant_id="bench",

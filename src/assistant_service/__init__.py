@@ -15,6 +15,7 @@ from assistant_service.domain.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
+    RunInterruptedError,
     RunLimitError,
     ToolArgumentsError,
     ToolRegistrationError,
@@ -23,11 +24,14 @@ from assistant_service.domain.errors import (
 )
 from assistant_service.domain.events import (
     MessageCompleted,
+    RunCancelled,
     RunCompleted,
     RunEvent,
     RunFailed,
+    RunRequiresApproval,
     RunStarted,
     TextDelta,
+    ToolApprovalRequired,
     ToolCallCompleted,
     ToolCallStarted,
 )
@@ -42,11 +46,13 @@ from assistant_service.domain.models import (
     RunStatus,
     Usage,
 )
+from assistant_service.domain.runs import ApprovalDecision, RunRecord
 from assistant_service.domain.secrets import Secret
 from assistant_service.domain.tools import OutcomeStatus, ToolCall, ToolOutcome, ToolSpec
 from assistant_service.entrypoints.bootstrap import bootstrap
 
 __all__ = [
+    "ApprovalDecision",
     "AssistantProfile",
     "AssistantService",
     "AssistantServiceError",
@@ -61,16 +67,21 @@ __all__ = [
     "NotFoundError",
     "OutcomeStatus",
     "Role",
+    "RunCancelled",
     "RunCompleted",
     "RunEvent",
     "RunFailed",
+    "RunInterruptedError",
     "RunLimitError",
     "RunLimits",
+    "RunRecord",
+    "RunRequiresApproval",
     "RunResult",
     "RunStarted",
     "RunStatus",
     "Secret",
     "TextDelta",
+    "ToolApprovalRequired",
     "ToolArgumentsError",
     "ToolCall",
     "ToolCallCompleted",

@@ -38,11 +38,13 @@ from assistant_service.adapters.secrets.memory import (
 from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.application.service import AssistantService
-from assistant_service.domain.models import AssistantProfile
+from assistant_service.domain.models import AssistantProfile, RunResult
+from assistant_service.domain.runs import ApprovalDecision
 from assistant_service.domain.tools import INTERRUPTED_OUTPUT
 
 __all__ = [
     "INTERRUPTED_OUTPUT",
+    "ApprovalDecision",
     "EnvironmentSecretRepository",
     "FunctionToolRegistry",
     "InMemoryConfigRepository",
@@ -55,6 +57,7 @@ __all__ = [
     "assistant_service",
     "call_tool",
     "call_tools",
+    "decisions",
     "fail",
     "offline_model",
     "reply",
@@ -62,6 +65,17 @@ __all__ = [
     "state_store",
     "tool_registry",
 ]
+
+
+def decisions(
+    result: RunResult, *, approve: bool = True, reason: str | None = None
+) -> list[ApprovalDecision]:
+    """One decision for every call ``result`` left waiting for approval, all alike.
+
+    ``await service.approve(conversation_id, result.run_id, decisions(result))``
+    plays the person who approves (or, with ``approve=False``, denies) them.
+    """
+    return [ApprovalDecision(call.id, approve, reason) for call in result.pending]
 
 
 @pytest.fixture
@@ -100,7 +114,7 @@ def assistant_service(
     """An AssistantService on the scripted model, with ``assistant_profile`` as its default."""
     return AssistantService(
         model=scripted_model,
-        run_lock=state_store,
+        state=state_store,
         configs=InMemoryConfigRepository.of(assistant_profile),
         tools=tool_registry,
         default_assistant_id=assistant_profile.id,

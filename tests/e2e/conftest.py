@@ -94,7 +94,7 @@ def services(settings: Settings, model: ScriptedModel, slow_tool: SlowTool) -> S
     configs = InMemoryConfigRepository.of(profile)
     assistant = AssistantService(
         model=model,
-        run_lock=model.store,
+        state=model.store,
         configs=configs,
         tools=registry,
         default_assistant_id="e2e",

@@ -11,6 +11,7 @@ pytest.importorskip("google.cloud.firestore")
 from assistant_service.adapters.state.firestore import FirestoreStateStore
 from assistant_service.domain.errors import StateStoreUnavailableError, UpstreamUnavailableError
 from assistant_service.domain.models import Conversation
+from assistant_service.domain.runs import RunRecord
 from support.servers import free_port
 
 pytestmark = pytest.mark.anyio
@@ -26,6 +27,14 @@ async def test_an_unreachable_firestore_is_unavailable_within_the_timeout(monkey
         "items": store.items("conv_1"),
         "acquire": store.acquire("conv_1", "run-1", 5),
         "take": store.take("conv_1"),
+        "append events": store.append_events("run_1", [{"seq": 1}]),
+        "wait for events": store.read_events("run_1", wait=5.0),
+        "expire events": store.expire_events("run_1", 5),
+        "save run": store.save_run(RunRecord("run_1", "conv_1"), 5),
+        "load run": store.load_run("run_1"),
+        "latest run": store.latest_run("conv_1"),
+        "request cancel": store.request_cancel("run_1", 5),
+        "cancel requested": store.cancel_requested("run_1"),
     }
     try:
         for name, call in calls.items():
@@ -47,3 +56,5 @@ def test_ids_firestore_cannot_hold_are_refused_before_any_call(monkeypatch):
     for bad in ("", "a/b", ".", "..", "__reserved__", "x" * 1501):
         with pytest.raises(InvalidInputError):
             store._conversation(bad)
+        with pytest.raises(InvalidInputError, match="run id"):
+            store._run(bad)

@@ -187,7 +187,7 @@ async def test_the_service_runs_tools_through_the_assistants_backend(fake_openai
     async with client:
         service = AssistantService(
             model=OpenAIAssistantsModel(client=client),
-            run_lock=InMemoryStateStore(),
+            state=InMemoryStateStore(),
             configs=InMemoryConfigRepository.of(PROFILE),
             tools=registry,
             default_assistant_id="helper",
@@ -409,7 +409,7 @@ async def test_the_service_limits_rounds_and_recovers_on_the_next_turn(fake_open
     async with client:
         service = AssistantService(
             model=OpenAIAssistantsModel(client=client),
-            run_lock=InMemoryStateStore(),
+            state=InMemoryStateStore(),
             configs=InMemoryConfigRepository.of(profile),
             tools=registry,
             default_assistant_id="helper",

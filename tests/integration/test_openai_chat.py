@@ -239,7 +239,7 @@ async def test_the_service_runs_tools_over_chat_completions(fake_openai, chat):
         state = InMemoryStateStore()
         service = AssistantService(
             model=OpenAIChatModel(client=client, store=state),
-            run_lock=state,
+            state=state,
             configs=InMemoryConfigRepository.of(PROFILE),
             tools=registry,
             default_assistant_id="helper",
@@ -379,7 +379,7 @@ async def test_the_round_limit_leaves_calls_that_the_next_turn_repairs(fake_open
         state = InMemoryStateStore()
         service = AssistantService(
             model=OpenAIChatModel(client=client, store=state),
-            run_lock=state,
+            state=state,
             configs=InMemoryConfigRepository.of(profile),
             tools=registry,
             default_assistant_id="helper",

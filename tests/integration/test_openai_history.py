@@ -75,7 +75,7 @@ async def client(backend: str, fake_openai: Any, openai_client: Any) -> AsyncIte
     configs = InMemoryConfigRepository.of(PROFILE)
     assistant = AssistantService(
         model=model,
-        run_lock=store,
+        state=store,
         configs=configs,
         tools=FunctionToolRegistry(),
         default_assistant_id="helper",

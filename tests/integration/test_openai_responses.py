@@ -504,7 +504,7 @@ async def test_a_full_service_run_with_a_tool_round(fake_openai, model):
     profile = AssistantProfile(id="helper", model="gpt-test", tools=("weather.get_forecast",))
     service = AssistantService(
         model=model,
-        run_lock=InMemoryStateStore(),
+        state=InMemoryStateStore(),
         configs=InMemoryConfigRepository.of(profile),
         tools=registry,
         default_assistant_id="helper",
@@ -537,7 +537,7 @@ def limited_service(model, rounds=1):
     )
     return AssistantService(
         model=model,
-        run_lock=InMemoryStateStore(),
+        state=InMemoryStateStore(),
         configs=InMemoryConfigRepository.of(profile),
         tools=registry,
         default_assistant_id="helper",

@@ -7,6 +7,7 @@ runs meanwhile, as a service's loop does while Redis fails over.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
@@ -22,6 +23,7 @@ from assistant_service.domain.errors import (
     UpstreamUnavailableError,
 )
 from assistant_service.domain.models import Conversation
+from assistant_service.domain.runs import RunRecord
 from assistant_service.domain.secrets import Secret
 from support.servers import RedisServer, ServerMissingError, skip_or_fail
 
@@ -71,6 +73,15 @@ def every_call(store: RedisStateStore, lease):
         "release": store.release(lease),
         "remember": store.remember("conv_1", ["call_a"]),
         "take": store.take("conv_1"),
+        "append events": store.append_events("run_1", [{"seq": 1}]),
+        "read events": store.read_events("run_1"),
+        "wait for events": store.read_events("run_1", wait=0.5),
+        "expire events": store.expire_events("run_1", 5),
+        "save run": store.save_run(RunRecord("run_1", "conv_1"), 5),
+        "load run": store.load_run("run_1"),
+        "latest run": store.latest_run("conv_1"),
+        "request cancel": store.request_cancel("run_1", 5),
+        "cancel requested": store.cancel_requested("run_1"),
     }
 
 
@@ -113,6 +124,44 @@ async def test_a_store_survives_a_restart_it_did_not_see(server):
         await anyio.to_thread.run_sync(server.start)
         await store.create(CONVERSATION)
         assert await store.get("conv_1") == CONVERSATION
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.parametrize("socket_timeout", [0.2, 0.6])  # polling, blocking in slices
+async def test_a_read_waits_longer_than_the_socket_timeout_without_tripping_it(
+    server, socket_timeout
+):
+    store = RedisStateStore.from_url(server.url, timeout=socket_timeout)
+    try:
+        started = time.monotonic()
+        assert await store.read_events("run_1", wait=0.7) == []
+        assert 0.65 <= time.monotonic() - started < 2.0
+        started = time.monotonic()
+        found: list = []
+
+        async def read() -> None:
+            found.extend(await store.read_events("run_1", wait=5.0))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(read)
+            await anyio.sleep(0.5)  # the reader is past its first slice
+            await store.append_events("run_1", [{"seq": 1}])
+        assert found == [{"seq": 1}]
+        assert time.monotonic() - started < 1.5
+    finally:
+        await store.aclose()
+
+
+async def test_a_cancelled_wait_leaves_the_store_working(server):
+    store = RedisStateStore.from_url(server.url, timeout=1.0)
+    try:
+        with anyio.move_on_after(0.1):
+            await store.read_events("run_1", wait=0.8)
+        # The connection that was blocked is not handed out again mid-reply.
+        await store.append_events("run_1", [{"seq": 1}])
+        assert await store.read_events("run_1") == [{"seq": 1}]
+        assert await store.cancel_requested("run_1") is False
     finally:
         await store.aclose()
 

@@ -64,7 +64,7 @@ def instance(store, gate: Gate, *, lock_ttl: float = 30.0) -> AssistantService:
     )
     return AssistantService(
         model=ScriptedModel(store=store),
-        run_lock=store,
+        state=store,
         configs=InMemoryConfigRepository.of(profile),
         tools=registry,
         default_assistant_id="a",

@@ -36,7 +36,7 @@ class Harness:
         )
         return AssistantService(
             model=self.model,
-            run_lock=self.model.store,
+            state=self.model.store,
             configs=InMemoryConfigRepository.of(profile),
             tools=self.registry,
             default_assistant_id="tester",

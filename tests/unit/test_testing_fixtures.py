@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from assistant_service import AssistantProfile, FunctionToolRegistry, UpstreamUnavailableError
-from assistant_service.testing import call_tool, call_tools, fail, reply
+from assistant_service import (
+    AssistantProfile,
+    FunctionToolRegistry,
+    RunStatus,
+    UpstreamUnavailableError,
+)
+from assistant_service.testing import call_tool, call_tools, decisions, fail, reply
 
 pytestmark = pytest.mark.anyio
 
@@ -66,3 +71,38 @@ class TestAnOverriddenProfile:
         result = await assistant_service.chat(conversation_id, "Weather?")
         assert result.tool_outcomes[0].status.value == "not_allowed"
         assert scripted_model.requests[0].tools == ()
+
+
+class TestAScriptedApproval:
+    @pytest.fixture
+    def tool_registry(self) -> FunctionToolRegistry:
+        registry = FunctionToolRegistry()
+        registry.register(get_forecast, namespace="weather", requires_approval=True)
+        return registry
+
+    async def test_a_test_plays_the_person_who_approves(self, assistant_service, scripted_model):
+        scripted_model.script(
+            call_tools(call_tool("weather.get_forecast", {"city": "Rome"})), reply("Sunny.")
+        )
+        conversation_id = await assistant_service.start_conversation()
+        stopped = await assistant_service.chat(conversation_id, "Weather in Rome?")
+        assert stopped.status is RunStatus.REQUIRES_APPROVAL
+        assert scripted_model.remaining_steps == 1  # the tool has not run
+
+        result = await assistant_service.approve(
+            conversation_id, stopped.run_id, decisions(stopped)
+        )
+
+        assert result.texts == ["Sunny."]
+        assert result.tool_outcomes[0].output == "Sunny in Rome for 1 day(s)."
+
+    async def test_a_test_plays_the_person_who_denies(self, assistant_service, scripted_model):
+        scripted_model.script(
+            call_tools(call_tool("weather.get_forecast", {"city": "Rome"})), reply("As you wish.")
+        )
+        conversation_id = await assistant_service.start_conversation()
+        stopped = await assistant_service.chat(conversation_id, "Weather in Rome?")
+        denied = decisions(stopped, approve=False, reason="not now")
+        result = await assistant_service.approve(conversation_id, stopped.run_id, denied)
+        assert result.tool_outcomes[0].status.value == "denied"
+        assert "not now" in result.tool_outcomes[0].output

@@ -11,6 +11,7 @@
     │   └── ToolRegistrationError a function that cannot become a tool
     ├── ToolArgumentsError        a tool call whose arguments do not fit (never escapes a run)
     ├── RunLimitError             a run that hit its tool-round limit
+    ├── RunInterruptedError       the run's process stopped before the run ended
     └── UpstreamError             the language model (or another backend) failed
         └── UpstreamUnavailableError   retryable: rate limits, overload; may carry retry_after
             └── StateStoreUnavailableError   the shared state store cannot be reached
@@ -117,3 +118,45 @@ class StateStoreUnavailableError(UpstreamUnavailableError):
     """
 
     code = "state_store_unavailable"
+
+
+class RunInterruptedError(AssistantServiceError):
+    """The run's process stopped (shut down or died) before the run ended."""
+
+    code = "interrupted"
+
+
+def restore_error(
+    code: str, message: str, retry_after: float | None = None
+) -> AssistantServiceError:
+    """An error of the class whose ``code`` is ``code``, as it was recorded (a replayed run).
+
+    Only its ``code``, ``message`` and ``retry_after`` come back; an unknown code
+    gives the base class with that code.
+    """
+    kind = _ERROR_CLASSES.get(code)
+    if kind is None:
+        error = AssistantServiceError(message)
+        error.code = code
+        return error
+    # Bypass each class's own constructor: their arguments are not recorded.
+    restored: AssistantServiceError = kind.__new__(kind)
+    AssistantServiceError.__init__(restored, message)
+    if isinstance(restored, UpstreamUnavailableError):
+        restored.retry_after = retry_after
+    if isinstance(restored, InvalidInputError):
+        restored.fields = {}
+    return restored
+
+
+def _error_classes() -> dict[str, type[AssistantServiceError]]:
+    found: dict[str, type[AssistantServiceError]] = {}
+    pending: list[type[AssistantServiceError]] = [AssistantServiceError]
+    while pending:
+        kind = pending.pop()
+        found.setdefault(kind.code, kind)
+        pending.extend(kind.__subclasses__())
+    return found
+
+
+_ERROR_CLASSES = _error_classes()

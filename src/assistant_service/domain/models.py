@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from assistant_service.domain.tools import ToolOutcome
+from assistant_service.domain.tools import ToolCall, ToolOutcome
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -47,6 +47,14 @@ class AssistantProfile:
     limits: RunLimits = RunLimits()
     # Backend-specific settings, e.g. the remote id of an Assistants-API assistant.
     remote_id: str | None = None
+    # Tools (of ``tools``) that never run on the model's word alone: a person approves each call.
+    approval_required: tuple[str, ...] = attrs.field(default=(), converter=_names)
+
+    @approval_required.validator
+    def _only_its_tools(self, _attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+        unknown = [name for name in value if name not in self.tools]
+        if unknown:
+            raise ValueError(f"approval_required names tools it does not list: {unknown}")
 
 
 @attrs.frozen
@@ -147,6 +155,8 @@ class RunResult:
     tool_outcomes: tuple[ToolOutcome, ...] = ()
     usage: Usage = Usage()
     tool_rounds: int = 0
+    # Calls waiting for a person's decision (status ``requires_approval``).
+    pending: tuple[ToolCall, ...] = ()
 
     @property
     def texts(self) -> list[str]:

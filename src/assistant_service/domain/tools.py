@@ -21,6 +21,8 @@ class ToolSpec:
     description: str
     parameters: Mapping[str, Any]
     strict: bool = True
+    # A person approves each call before it runs (``@tool(requires_approval=True)``).
+    requires_approval: bool = False
 
 
 @attrs.frozen
@@ -41,6 +43,7 @@ class OutcomeStatus(str, enum.Enum):
     INVALID_ARGUMENTS = "invalid_arguments"
     NOT_ALLOWED = "not_allowed"  # not in the assistant's tool list, or unknown
     SKIPPED = "skipped"  # over the per-round call limit
+    DENIED = "denied"  # a person refused the call
 
 
 @attrs.frozen

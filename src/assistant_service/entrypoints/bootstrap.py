@@ -10,7 +10,12 @@ from assistant_service.adapters.config.memory import InMemoryConfigRepository
 from assistant_service.adapters.llm.offline import offline_model
 from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.adapters.tools import FunctionToolRegistry, demo
-from assistant_service.application.service import DEFAULT_LOCK_TTL, AssistantService
+from assistant_service.application.service import (
+    DEFAULT_APPROVAL_TTL,
+    DEFAULT_EVENTS_TTL,
+    DEFAULT_LOCK_TTL,
+    AssistantService,
+)
 from assistant_service.domain.models import AssistantProfile
 from assistant_service.ports.config import AssistantConfigRepository
 from assistant_service.ports.language_model import LanguageModel
@@ -57,6 +62,8 @@ def bootstrap(  # noqa: PLR0913 -- every part is keyword-only and optional
     default_assistant_id: str | None = None,
     state: StateStore | None = None,
     lock_ttl: float = DEFAULT_LOCK_TTL,
+    events_ttl: float = DEFAULT_EVENTS_TTL,
+    approval_ttl: float = DEFAULT_APPROVAL_TTL,
 ) -> AssistantService:
     """Build an :class:`AssistantService`; every part not given is in-memory and offline.
 
@@ -82,9 +89,11 @@ def bootstrap(  # noqa: PLR0913 -- every part is keyword-only and optional
         model=model or offline_model(store=state),
         configs=configs,
         tools=registry,
-        run_lock=state,
+        state=state,
         default_assistant_id=default_assistant_id,
         lock_ttl=lock_ttl,
+        events_ttl=events_ttl,
+        approval_ttl=approval_ttl,
     )
 
 

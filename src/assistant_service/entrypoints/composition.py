@@ -127,6 +127,8 @@ async def services_from_settings(
         default_assistant_id=default,
         state=state,
         lock_ttl=settings.run_lock_ttl,
+        events_ttl=settings.run_events_ttl,
+        approval_ttl=settings.approval_ttl,
     )
     return Services(
         assistant=assistant,

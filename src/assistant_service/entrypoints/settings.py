@@ -105,6 +105,10 @@ class Settings:
     firestore_database: str = "(default)"
     conversation_ttl: float = THIRTY_DAYS
     run_lock_ttl: float = 30.0
+    # How long a run's events and record are kept after it ended (for resuming).
+    run_events_ttl: float = 600.0
+    # How long a run stopped for approvals waits for a decision.
+    approval_ttl: float = 24 * 3600.0
     project_id: str | None = None
     bucket_id: str | None = None
     assistant_id: str | None = None
@@ -163,6 +167,8 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "openai_timeout": (lambda v: v > 0, "a positive number of seconds"),
     "conversation_ttl": (lambda v: v >= 60, "a number of seconds, 60 or more"),
     "run_lock_ttl": (lambda v: 1 <= v <= 3600, "a number of seconds from 1 to 3600"),
+    "run_events_ttl": (lambda v: v >= 1, "a number of seconds, 1 or more"),
+    "approval_ttl": (lambda v: v >= 1, "a number of seconds, 1 or more"),
     "openai_max_retries": (lambda v: 0 <= v <= 10, "an integer from 0 to 10"),
     "config_cache_ttl": (lambda v: v >= 0, "a number of seconds, 0 or more"),
     "secret_cache_ttl": (lambda v: v >= 0, "a number of seconds, 0 or more"),

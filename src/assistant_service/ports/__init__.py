@@ -3,7 +3,14 @@
 from assistant_service.ports.config import AssistantConfigRepository
 from assistant_service.ports.conversations import ConversationStore, StateStoreHealth
 from assistant_service.ports.language_model import LanguageModel
-from assistant_service.ports.run_state import PendingCalls, RunLock, StateStore
+from assistant_service.ports.run_state import (
+    PendingCalls,
+    RunEventLog,
+    RunLock,
+    RunRegistry,
+    RunState,
+    StateStore,
+)
 from assistant_service.ports.secrets import SecretRepository
 from assistant_service.ports.tools import ToolRegistry
 
@@ -12,7 +19,10 @@ __all__ = [
     "ConversationStore",
     "LanguageModel",
     "PendingCalls",
+    "RunEventLog",
     "RunLock",
+    "RunRegistry",
+    "RunState",
     "SecretRepository",
     "StateStore",
     "StateStoreHealth",

@@ -1,10 +1,10 @@
 """The run-state ports: state that one run on one instance leaves for the next.
 
 Cloud Run starts and stops instances at will, so what must outlive a request
-lives behind these ports: the one-run-per-conversation lease and the tool calls
-a step left unanswered. Their shared adapters are Redis and Firestore; the
-in-memory one serves a single process. Run events (to resume a stream) and
-pending approvals will join this module as ports of their own.
+lives behind these ports: the one-run-per-conversation lease, the tool calls
+a step left unanswered, each run's record and events, and requests to cancel.
+Their shared adapters are Redis and Firestore; the in-memory one serves a
+single process.
 
 A shared store raises ``StateStoreUnavailableError`` from any method when it
 cannot be reached.
@@ -12,10 +12,11 @@ cannot be reached.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from assistant_service.domain.leases import Lease
+from assistant_service.domain.runs import RunRecord
 from assistant_service.ports.conversations import ConversationStore, StateStoreHealth
 
 
@@ -67,7 +68,69 @@ class PendingCalls(Protocol):
         ...
 
 
-class StateStore(ConversationStore, RunLock, PendingCalls, StateStoreHealth, Protocol):
+class RunEventLog(Protocol):
+    """Each run's events in order, readable from every instance while it runs and a while after.
+
+    Events are JSON-compatible mappings, each with its ``seq`` (1, 2, 3... per
+    run); the run's one writer appends them in order. A resumed stream reads
+    what it missed, then waits for what comes next.
+    """
+
+    async def append_events(self, run_id: str, events: Sequence[Mapping[str, Any]]) -> None:
+        """Add ``events`` (in ``seq`` order, following the last one) at the end of the run's log."""
+        ...
+
+    async def read_events(
+        self, run_id: str, after: int = 0, *, wait: float = 0.0, limit: int = 1000
+    ) -> list[Mapping[str, Any]]:
+        """Up to ``limit`` events whose ``seq`` is above ``after``, oldest first.
+
+        When there are none yet and ``wait`` is positive, wait up to ``wait``
+        seconds for the next ones; ``[]`` when none came (or the run is unknown).
+        """
+        ...
+
+    async def expire_events(self, run_id: str, ttl: float) -> None:
+        """Forget the run's events ``ttl`` seconds from now (the run ended)."""
+        ...
+
+
+class RunRegistry(Protocol):
+    """What every instance knows of each run, and the requests to cancel one.
+
+    Writes to one run's record happen under its conversation's lease (one
+    writer at a time), so a record needs no compare-and-set.
+    """
+
+    async def save_run(self, record: RunRecord, ttl: float) -> None:
+        """Store ``record`` (replacing the run's last one) for ``ttl`` seconds.
+
+        It also becomes its conversation's latest run (:meth:`latest_run`).
+        """
+        ...
+
+    async def load_run(self, run_id: str) -> RunRecord:
+        """The run's record; ``NotFoundError`` for an unknown or expired run."""
+        ...
+
+    async def latest_run(self, conversation_id: str) -> RunRecord | None:
+        """The record of the conversation's latest run, if it is still kept."""
+        ...
+
+    async def request_cancel(self, run_id: str, ttl: float) -> None:
+        """Ask the run to stop; the request is kept ``ttl`` seconds."""
+        ...
+
+    async def cancel_requested(self, run_id: str) -> bool:
+        """Whether someone asked the run to stop."""
+        ...
+
+
+class RunState(RunLock, RunEventLog, RunRegistry, Protocol):
+    """What the facade needs to run, steer and replay runs across instances."""
+
+
+class StateStore(ConversationStore, PendingCalls, RunState, StateStoreHealth, Protocol):
     """Every port of shared state in one store: what the composition root wires.
 
     One object serves them all because a fenced append must see the lock's

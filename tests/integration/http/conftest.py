@@ -113,7 +113,7 @@ def services(
     configs = InMemoryConfigRepository.of(profile)
     assistant = AssistantService(
         model=model,
-        run_lock=model.store,
+        state=model.store,
         configs=configs,
         tools=registry,
         default_assistant_id=profile.id,

@@ -105,7 +105,7 @@ async def test_upstream_calls_log_with_the_correlation_id(services, read_logs):
     model = LoggingModel().script(reply("hello"))
     assistant = AssistantService(
         model=model,
-        run_lock=model.store,
+        state=model.store,
         configs=services.configs,
         tools=services.assistant._tools,
         default_assistant_id="test",

@@ -231,3 +231,23 @@ def test_render_never_raises():
     loop["self"] = loop
     assert render(loop) == "{'self': {...}}"
     assert sys.getrecursionlimit() > 0
+
+
+def test_a_tool_marked_for_approval_says_so_in_its_spec(registry):
+    module = types.ModuleType("payments")
+
+    @tool(requires_approval=True)
+    def transfer(amount: int) -> str:
+        """Move money."""
+        return str(amount)
+
+    @tool
+    def balance() -> str:
+        """Read the balance."""
+        return "0"
+
+    module.transfer, module.balance = transfer, balance
+    specs = {spec.name: spec for spec in registry.register_module(module)}
+    assert specs["payments.transfer"].requires_approval
+    assert not specs["payments.balance"].requires_approval
+    assert registry.register(balance, namespace="x", requires_approval=True).requires_approval

@@ -1,4 +1,4 @@
-"""What every state store does alike: the JSON form of conversations and items, lease checks.
+"""What every state store does alike: the JSON form of conversations, items and runs, lease checks.
 
 Every store keeps items as the same JSON text and words lease errors the same
 way, so a history moved between stores reads back alike.
@@ -11,9 +11,15 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import cattrs
+
 from assistant_service.domain.errors import ConflictError, InvalidInputError, LeaseLostError
 from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import Conversation
+from assistant_service.domain.runs import RunRecord
+
+# Run records as JSON: attrs classes as objects, enums as their values, tuples as lists.
+_RUNS = cattrs.Converter()
 
 
 def encode_item(item: Mapping[str, Any]) -> str:
@@ -57,6 +63,34 @@ def decode_conversation(text: str | bytes) -> Conversation:
         created_at=datetime.fromisoformat(fields["created_at"]),
         metadata=fields["metadata"],
     )
+
+
+def encode_events(events: Sequence[Mapping[str, Any]]) -> list[tuple[int, str]]:
+    """Each event's ``seq`` and JSON; ``InvalidInputError`` for a batch a run log cannot take.
+
+    Every event needs an integer ``seq``, rising through the batch; the text is
+    :func:`encode_item`'s. All are checked before a store writes any.
+    """
+    encoded: list[tuple[int, str]] = []
+    for event in events:
+        text = encode_item(event)
+        seq = event.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+            raise InvalidInputError(f"a run event needs a positive integer seq, got {seq!r}")
+        if encoded and seq <= encoded[-1][0]:
+            raise InvalidInputError(
+                f"run events must come in seq order: {seq} after {encoded[-1][0]}"
+            )
+        encoded.append((seq, text))
+    return encoded
+
+
+def encode_run(record: RunRecord) -> str:
+    return json.dumps(_RUNS.unstructure(record), separators=(",", ":"))
+
+
+def decode_run(text: str | bytes) -> RunRecord:
+    return _RUNS.structure(json.loads(text), RunRecord)
 
 
 def check_ttl(ttl: float) -> None:

@@ -11,11 +11,28 @@ Documents, in collections named after ``prefix``:
   token counter is its ``token``, kept after a release.
 - ``{prefix}pending_calls/{id}``: the remembered tool call ids.
 
-Every document has an ``expire_at`` timestamp, ``conversation_ttl`` after its
-last write, for a Firestore TTL policy; enable one per collection group::
+And for each run:
+
+- ``{prefix}runs/{run_id}``: the run's record as JSON (``record``).
+- ``{prefix}runs/{run_id}/events/{seq}``: one event as JSON, with its integer
+  ``seq``; the id is ``seq`` zero-padded.
+- ``{prefix}run_logs/{run_id}``: only an ``expire_at``, when the run's events
+  are gone: ``RUN_LOG_TTL`` after the last append, or as ``expire_events``
+  says. Readers go by it, so ending a log is one write, not one per event.
+- ``{prefix}latest_runs/{conversation_id}``: the id of the conversation's
+  latest run (``run_id``).
+- ``{prefix}run_cancels/{run_id}``: present while a request to cancel is kept.
+
+Every document has an ``expire_at`` timestamp for a Firestore TTL policy: a
+conversation's ``conversation_ttl`` after its last write; a run's record,
+latest-run pointer and cancel request the ttl they were written with; an
+event ``RUN_LOG_TTL`` after it was written (so an event outlives a log of a
+run that went on for longer, and ``expire_events`` cannot keep it past that).
+Enable a policy per collection group::
 
     gcloud firestore fields ttls update expire_at --enable-ttl \\
-        --collection-group=assistant-service-conversations   # and items, leases, pending_calls
+        --collection-group=assistant-service-conversations   # and items, leases, pending_calls,
+        # runs, events, run_logs, latest_runs, run_cancels (with their prefix where they have one)
 
 A TTL policy deletes late (within a day or so), so reads treat a document
 past its ``expire_at`` as gone already. An item expires ``conversation_ttl``
@@ -43,8 +60,11 @@ from assistant_service.adapters.state._common import (
     conflict,
     decode_conversation,
     decode_items,
+    decode_run,
     encode_conversation,
+    encode_events,
     encode_item,
+    encode_run,
     fenced_out,
     lease_lost,
 )
@@ -56,6 +76,7 @@ from assistant_service.domain.errors import (
 )
 from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import Conversation
+from assistant_service.domain.runs import RunRecord
 
 if TYPE_CHECKING:
     from google.cloud.firestore import (
@@ -70,6 +91,10 @@ T = TypeVar("T")
 DEFAULT_PREFIX = "assistant-service-"
 THIRTY_DAYS = 30 * 24 * 3600.0
 PAGE_SIZE = 300
+RUN_LOG_TTL = 24 * 3600.0
+POLL_INTERVAL = 0.1  # how often a waiting read of a run's events looks again
+# Writes per batch commit (Firestore takes 500 at most): an append's log document and its events.
+_BATCH_SIZE = 400
 _MAX_ID_BYTES = 1500
 
 
@@ -85,17 +110,17 @@ def _live(snapshot: DocumentSnapshot[Any], now: datetime) -> bool:
     return expire_at is None or bool(expire_at > now)
 
 
-def _document_id(conversation_id: str) -> str:
+def _document_id(identifier: str, kind: str = "conversation") -> str:
     # Firestore's rules for document ids; the ids this package makes all pass.
     if (
-        not conversation_id
-        or "/" in conversation_id
-        or conversation_id in {".", ".."}
-        or (conversation_id.startswith("__") and conversation_id.endswith("__"))
-        or len(conversation_id.encode()) > _MAX_ID_BYTES
+        not identifier
+        or "/" in identifier
+        or identifier in {".", ".."}
+        or (identifier.startswith("__") and identifier.endswith("__"))
+        or len(identifier.encode()) > _MAX_ID_BYTES
     ):
-        raise InvalidInputError(f"Firestore cannot hold a conversation id like {conversation_id!r}")
-    return conversation_id
+        raise InvalidInputError(f"Firestore cannot hold a {kind} id like {identifier!r}")
+    return identifier
 
 
 @attrs.define
@@ -367,7 +392,132 @@ class FirestoreStateStore:
             f"{self._where} is contended: taking pending calls failed {self.max_attempts} times"
         )
 
+    # RunEventLog
+
+    async def append_events(self, run_id: str, events: Sequence[Mapping[str, Any]]) -> None:
+        encoded = encode_events(events)  # all or none: checked before anything is written
+        if not encoded:
+            return
+        run = self._run(run_id)
+        expire_at = _now() + timedelta(seconds=RUN_LOG_TTL)
+        # One writer per run, and nothing to read: batches, no transaction. The
+        # log's document goes with the first batch; a batch is all or none, and
+        # an append of more than one batch is a retry away from whole (an event
+        # written again is the same document).
+        with self._unavailable():
+            for start in range(0, len(encoded), _BATCH_SIZE):
+                batch = self._client.batch()
+                if start == 0:
+                    batch.set(self._run_log(run_id), {"expire_at": expire_at})
+                for seq, text in encoded[start : start + _BATCH_SIZE]:
+                    batch.set(
+                        run.collection("events").document(f"{seq:012d}"),
+                        {"seq": seq, "event": text, "expire_at": expire_at},
+                    )
+                await batch.commit(timeout=self.timeout)
+
+    async def read_events(
+        self, run_id: str, after: int = 0, *, wait: float = 0.0, limit: int = 1000
+    ) -> list[Mapping[str, Any]]:
+        if limit <= 0:
+            return []
+        # The async client has no listeners: a waiting read polls (two reads a look at most).
+        deadline = anyio.current_time() + wait
+        while True:
+            with self._unavailable():
+                texts = await self._events_after(run_id, after, limit)
+            remaining = deadline - anyio.current_time()
+            if texts or remaining <= 0:
+                return decode_items(texts)
+            await anyio.sleep(min(remaining, POLL_INTERVAL))
+
+    async def expire_events(self, run_id: str, ttl: float) -> None:
+        from google.api_core.exceptions import NotFound  # noqa: PLC0415 - loaded with the client
+
+        with self._unavailable(), contextlib.suppress(NotFound):  # no log: nothing to forget
+            await self._run_log(run_id).update(
+                {"expire_at": _now() + timedelta(seconds=ttl)}, timeout=self.timeout
+            )
+
+    # RunRegistry
+
+    async def save_run(self, record: RunRecord, ttl: float) -> None:
+        check_ttl(ttl)
+        expire_at = _now() + timedelta(seconds=ttl)
+        latest = self._client.collection(f"{self.prefix}latest_runs").document(
+            _document_id(record.conversation_id)
+        )
+        batch = self._client.batch()
+        batch.set(self._run(record.run_id), {"record": encode_run(record), "expire_at": expire_at})
+        batch.set(latest, {"run_id": record.run_id, "expire_at": expire_at})
+        with self._unavailable():
+            await batch.commit(timeout=self.timeout)
+
+    async def load_run(self, run_id: str) -> RunRecord:
+        with self._unavailable():
+            snapshot = await self._read(self._run(run_id))
+        if not _live(snapshot, _now()):
+            raise NotFoundError("run", run_id)
+        return decode_run(snapshot.get("record"))
+
+    async def latest_run(self, conversation_id: str) -> RunRecord | None:
+        latest = self._client.collection(f"{self.prefix}latest_runs").document(
+            _document_id(conversation_id)
+        )
+        with self._unavailable():
+            snapshot = await self._read(latest)
+        if not _live(snapshot, _now()):
+            return None
+        try:
+            return await self.load_run(snapshot.get("run_id"))
+        except NotFoundError:
+            return None
+
+    async def request_cancel(self, run_id: str, ttl: float) -> None:
+        check_ttl(ttl)
+        expire_at = _now() + timedelta(seconds=ttl)
+        with self._unavailable():
+            await self._cancel(run_id).set({"expire_at": expire_at}, timeout=self.timeout)
+
+    async def cancel_requested(self, run_id: str) -> bool:
+        with self._unavailable():
+            snapshot = await self._read(self._cancel(run_id))
+        return _live(snapshot, _now())
+
     # Helpers
+
+    async def _events_after(self, run_id: str, after: int, limit: int) -> list[str]:
+        """The JSON of up to ``limit`` live events above ``after``; none while the log is not live."""
+        from google.cloud.firestore import FieldFilter  # noqa: PLC0415 - loaded with the client
+
+        page = (
+            await self._run(run_id)
+            .collection("events")
+            .where(filter=FieldFilter("seq", ">", after))
+            .order_by("seq")
+            .limit(limit)
+            .get(timeout=self.timeout)
+        )
+        if not page:
+            return []
+        # Events outlive their log until the TTL policy deletes them: the log decides.
+        log = await self._read(self._run_log(run_id))
+        now = _now()
+        if not _live(log, now):
+            return []
+        return [event.get("event") for event in page if _live(event, now)]
+
+    def _run(self, run_id: str) -> AsyncDocumentReference:
+        collection = self._client.collection(f"{self.prefix}runs")
+        return collection.document(_document_id(run_id, "run"))
+
+    def _run_log(self, run_id: str) -> AsyncDocumentReference:
+        collection = self._client.collection(f"{self.prefix}run_logs")
+        return collection.document(_document_id(run_id, "run"))
+
+    def _cancel(self, run_id: str) -> AsyncDocumentReference:
+        collection = self._client.collection(f"{self.prefix}run_cancels")
+        return collection.document(_document_id(run_id, "run"))
 
     def _conversation(self, conversation_id: str) -> AsyncDocumentReference:
         collection = self._client.collection(f"{self.prefix}conversations")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import anyio
 import attrs
 
 from assistant_service.adapters.state._common import (
@@ -16,6 +18,7 @@ from assistant_service.adapters.state._common import (
     check_ttl,
     conflict,
     decode_items,
+    encode_events,
     encode_item,
     fenced_out,
     lease_lost,
@@ -23,6 +26,7 @@ from assistant_service.adapters.state._common import (
 from assistant_service.domain.errors import InvalidInputError, NotFoundError
 from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import Conversation
+from assistant_service.domain.runs import RunRecord
 
 
 @attrs.define
@@ -44,11 +48,21 @@ class _Grant:
 
 
 @attrs.define
-class InMemoryStateStore:
-    """Conversation store, run lock and pending calls for one process.
+class _RunLog:
+    texts: list[str] = attrs.field(factory=list)
+    expires_at: float = math.inf
+    # Set and replaced at each append: readers waiting for more wake up.
+    grew: anyio.Event = attrs.field(factory=anyio.Event)
 
-    One object holds all three because a fenced append must see the lock's
-    tokens. Bounded: at most ``max_conversations`` conversations and
+
+@attrs.define
+class InMemoryStateStore:
+    """Every state port for one process: conversations, leases, pending calls, runs.
+
+    One object holds them all because a fenced append must see the lock's
+    tokens. Runs (records, event logs, cancel requests) are bounded by
+    ``max_runs`` (the least recently written go first) and a run's log by
+    ``max_run_events``. Bounded: at most ``max_conversations`` conversations and
     ``max_bytes`` of stored items (their JSON size) in all; past either bound
     the least recently used conversation (read or written) is dropped. A
     history keeps its newest ``max_items`` items. Items are
@@ -59,6 +73,8 @@ class InMemoryStateStore:
     max_conversations: int = attrs.field(default=10_000, validator=attrs.validators.gt(0))
     max_items: int = attrs.field(default=10_000, validator=attrs.validators.gt(0))
     max_bytes: int = attrs.field(default=64 * 1024 * 1024, validator=attrs.validators.gt(0))
+    max_runs: int = attrs.field(default=10_000, validator=attrs.validators.gt(0))
+    max_run_events: int = attrs.field(default=100_000, validator=attrs.validators.gt(0))
     clock: Callable[[], float] = time.monotonic
     _histories: OrderedDict[str, _History] = attrs.field(factory=OrderedDict, init=False)
     _bytes: int = attrs.field(default=0, init=False)
@@ -66,6 +82,12 @@ class InMemoryStateStore:
     _pending: OrderedDict[str, tuple[str, ...]] = attrs.field(factory=OrderedDict, init=False)
     # One counter for every conversation: per conversation its tokens still only rise.
     _tokens: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
+    _logs: OrderedDict[str, _RunLog] = attrs.field(factory=OrderedDict, init=False)
+    _records: OrderedDict[str, tuple[RunRecord, float]] = attrs.field(
+        factory=OrderedDict, init=False
+    )
+    _latest: OrderedDict[str, str] = attrs.field(factory=OrderedDict, init=False)
+    _cancels: OrderedDict[str, float] = attrs.field(factory=OrderedDict, init=False)
 
     @property
     def stored_bytes(self) -> int:
@@ -159,7 +181,89 @@ class InMemoryStateStore:
     async def take(self, conversation_id: str) -> tuple[str, ...]:
         return self._pending.pop(conversation_id, ())
 
+    # RunEventLog
+
+    async def append_events(self, run_id: str, events: Sequence[Mapping[str, Any]]) -> None:
+        texts = [text for _, text in encode_events(events)]  # all or none
+        log = self._logs.get(run_id)
+        if log is None or log.expires_at <= self.clock():
+            log = self._logs[run_id] = _RunLog()
+        self._logs.move_to_end(run_id)
+        log.texts.extend(texts)
+        del log.texts[: max(0, len(log.texts) - self.max_run_events)]
+        log.grew.set()
+        log.grew = anyio.Event()
+        while len(self._logs) > self.max_runs:
+            self._logs.popitem(last=False)
+
+    async def read_events(
+        self, run_id: str, after: int = 0, *, wait: float = 0.0, limit: int = 1000
+    ) -> list[Mapping[str, Any]]:
+        found = self._events_after(run_id, after, limit)
+        if found or wait <= 0:
+            return found
+        log = self._logs.get(run_id)
+        if log is None:
+            log = self._logs[run_id] = _RunLog()  # a reader may come before the first event
+            while len(self._logs) > self.max_runs:
+                self._logs.popitem(last=False)
+        with anyio.move_on_after(wait):
+            await log.grew.wait()
+        return self._events_after(run_id, after, limit)
+
+    async def expire_events(self, run_id: str, ttl: float) -> None:
+        log = self._logs.get(run_id)
+        if log is not None:
+            log.expires_at = self.clock() + ttl
+
+    # RunRegistry
+
+    async def save_run(self, record: RunRecord, ttl: float) -> None:
+        check_ttl(ttl)
+        self._records[record.run_id] = (record, self.clock() + ttl)
+        self._records.move_to_end(record.run_id)
+        self._latest[record.conversation_id] = record.run_id
+        self._latest.move_to_end(record.conversation_id)
+        while len(self._records) > self.max_runs:
+            self._records.popitem(last=False)
+        while len(self._latest) > self.max_runs:
+            self._latest.popitem(last=False)
+
+    async def load_run(self, run_id: str) -> RunRecord:
+        kept = self._records.get(run_id)
+        if kept is None or kept[1] <= self.clock():
+            raise NotFoundError("run", run_id)
+        return kept[0]
+
+    async def latest_run(self, conversation_id: str) -> RunRecord | None:
+        run_id = self._latest.get(conversation_id)
+        if run_id is None:
+            return None
+        try:
+            return await self.load_run(run_id)
+        except NotFoundError:
+            return None
+
+    async def request_cancel(self, run_id: str, ttl: float) -> None:
+        check_ttl(ttl)
+        self._cancels[run_id] = self.clock() + ttl
+        self._cancels.move_to_end(run_id)
+        while len(self._cancels) > self.max_runs:
+            self._cancels.popitem(last=False)
+
+    async def cancel_requested(self, run_id: str) -> bool:
+        return self._cancels.get(run_id, -math.inf) > self.clock()
+
     # Helpers
+
+    def _events_after(self, run_id: str, after: int, limit: int) -> list[Mapping[str, Any]]:
+        log = self._logs.get(run_id)
+        if log is None or log.expires_at <= self.clock():
+            return []
+        # seq has no gaps: the event after ``after`` sits at a known place.
+        first_seq = json.loads(log.texts[0])["seq"] if log.texts else 1
+        start = max(0, after + 1 - first_seq)
+        return decode_items(log.texts[start : start + limit])
 
     def _use(self, conversation_id: str) -> _History:
         try:

@@ -11,6 +11,17 @@ touches one slot. Keys:
   after the last grant); a counter that expired starts again from the server's
   clock in milliseconds, above every token it gave before, so none is reused.
 - ``pending``: the remembered tool call ids, as a JSON list.
+- ``latest_run``: the id of the conversation's latest run, expiring with its record.
+
+A run's keys carry the run id as their hash tag (``prefix{run_id}:events``):
+
+- ``events``: a stream, one entry per event: its id is ``<seq>-0``, its one
+  field ``e`` the event's JSON, so reading after a seq is reading after an
+  entry id. It expires ``RUN_LOG_TTL`` after the last append (an abandoned
+  run's log does not stay for ever), or as ``expire_events`` says; it keeps
+  about its newest ``MAX_RUN_EVENTS`` events.
+- ``record``: the run's record as JSON; ``cancel``: present while a request
+  to cancel the run is kept.
 
 A grant and a fenced append are each one script: a refused acquire must not
 move the counter (that would fence out the live holder), and a fenced append
@@ -22,11 +33,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import re
+import time
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import attrs
 
 from assistant_service.adapters.state._common import (
@@ -35,8 +49,11 @@ from assistant_service.adapters.state._common import (
     conflict,
     decode_conversation,
     decode_items,
+    decode_run,
     encode_conversation,
+    encode_events,
     encode_item,
+    encode_run,
     fenced_out,
     lease_lost,
 )
@@ -48,6 +65,7 @@ from assistant_service.domain.errors import (
 )
 from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import Conversation
+from assistant_service.domain.runs import RunRecord
 from assistant_service.domain.secrets import Secret
 
 if TYPE_CHECKING:
@@ -56,6 +74,11 @@ if TYPE_CHECKING:
 
 DEFAULT_PREFIX = "assistant-service:"
 THIRTY_DAYS = 30 * 24 * 3600.0
+RUN_LOG_TTL = 24 * 3600.0
+MAX_RUN_EVENTS = 100_000
+# Waiting reads block on Redis under a socket timeout of this much or more, else poll.
+MIN_BLOCKING_TIMEOUT = 0.5
+POLL_INTERVAL = 0.05
 
 # KEYS: conversation, items. ARGV: the conversation's JSON, ttl ms.
 _CREATE = """
@@ -122,6 +145,22 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS: events. ARGV: ttl ms, max events, then seq and JSON of each event, seqs rising.
+# Events at or below the stream's last seq are there already (a repeated append): skipped.
+_APPEND_EVENTS = """
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local last = 0
+if top[1] then last = tonumber(string.match(top[1][1], '^%d+')) end
+for i = 3, #ARGV, 2 do
+  if tonumber(ARGV[i]) > last then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[i] .. '-0', 'e', ARGV[i + 1])
+    last = tonumber(ARGV[i])
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 0
+"""
+
 _CREDENTIALS_IN_URL = re.compile(r"(?<=://)[^@/\s]*@")
 
 
@@ -156,6 +195,7 @@ class RedisStateStore:
             ("acquire", _ACQUIRE),
             ("renew", _RENEW),
             ("release", _RELEASE),
+            ("append_events", _APPEND_EVENTS),
         ):
             self._scripts[name] = self._client.register_script(source)
 
@@ -322,7 +362,102 @@ class RedisStateStore:
             text = await self._client.getdel(self._key(conversation_id, "pending"))
         return () if text is None else tuple(json.loads(text))
 
+    # RunEventLog
+
+    async def append_events(self, run_id: str, events: Sequence[Mapping[str, Any]]) -> None:
+        encoded = encode_events(events)  # all or none: checked before anything is sent
+        if not encoded:
+            return
+        args: list[str | int] = [_milliseconds(RUN_LOG_TTL), MAX_RUN_EVENTS]
+        for seq, text in encoded:
+            args += [seq, text]
+        with self._unavailable():
+            await self._scripts["append_events"](keys=[self._key(run_id, "events")], args=args)
+
+    async def read_events(
+        self, run_id: str, after: int = 0, *, wait: float = 0.0, limit: int = 1000
+    ) -> list[Mapping[str, Any]]:
+        if limit <= 0:
+            return []
+        key = self._key(run_id, "events")
+        streams: dict[Any, Any] = {key: f"{max(0, after)}-0"}  # entries after it: seq > after
+        # XREAD BLOCK wakes as soon as an entry comes, with no polling. It holds a
+        # pooled connection while it waits, and redis-py reads its reply under
+        # the client's socket timeout; Redis ends a BLOCK up to a tick of its
+        # clock late (100 ms at the default hz 10). So it blocks in slices of
+        # half the socket timeout until ``wait`` ends: a reader holds a
+        # connection that long at most at a time and never trips the timeout.
+        # Under a socket timeout too short for that margin, it polls instead.
+        # A cancelled read drops its connection (redis-py disconnects it): none
+        # goes back to the pool with a reply still to come.
+        deadline = time.monotonic() + wait
+        slice_ = self._block_slice
+        while True:
+            remaining = deadline - time.monotonic()
+            block = None if remaining <= 0 or slice_ is None else min(remaining, slice_)
+            with self._unavailable():
+                response = await self._client.xread(
+                    streams, count=limit, block=None if block is None else _milliseconds(block)
+                )
+            texts = _stream_texts(response)
+            if texts or remaining <= 0:
+                return decode_items(texts)
+            if block is None:
+                await anyio.sleep(min(remaining, POLL_INTERVAL))
+
+    async def expire_events(self, run_id: str, ttl: float) -> None:
+        with self._unavailable():
+            await self._client.pexpire(self._key(run_id, "events"), _milliseconds(ttl))
+
+    # RunRegistry
+
+    async def save_run(self, record: RunRecord, ttl: float) -> None:
+        check_ttl(ttl)
+        ttl_ms = _milliseconds(ttl)
+        # Two slots (the run's, the conversation's): no transaction, the record first.
+        with self._unavailable():
+            async with self._client.pipeline(transaction=False) as pipeline:
+                pipeline.set(self._key(record.run_id, "record"), encode_run(record), px=ttl_ms)
+                pipeline.set(
+                    self._key(record.conversation_id, "latest_run"), record.run_id, px=ttl_ms
+                )
+                await pipeline.execute()
+
+    async def load_run(self, run_id: str) -> RunRecord:
+        with self._unavailable():
+            text = await self._client.get(self._key(run_id, "record"))
+        if text is None:
+            raise NotFoundError("run", run_id)
+        return decode_run(text)
+
+    async def latest_run(self, conversation_id: str) -> RunRecord | None:
+        with self._unavailable():
+            run_id = await self._client.get(self._key(conversation_id, "latest_run"))
+        if run_id is None:
+            return None
+        try:
+            return await self.load_run(run_id.decode() if isinstance(run_id, bytes) else run_id)
+        except NotFoundError:
+            return None
+
+    async def request_cancel(self, run_id: str, ttl: float) -> None:
+        check_ttl(ttl)
+        with self._unavailable():
+            await self._client.set(self._key(run_id, "cancel"), b"1", px=_milliseconds(ttl))
+
+    async def cancel_requested(self, run_id: str) -> bool:
+        with self._unavailable():
+            return bool(await self._client.exists(self._key(run_id, "cancel")))
+
     # Helpers
+
+    @property
+    def _block_slice(self) -> float | None:
+        """How long one XREAD may block; ``None``: poll, the socket timeout is too short."""
+        timeout = self._client.connection_pool.connection_kwargs.get("socket_timeout")
+        if not timeout:
+            return math.inf
+        return float(timeout) / 2 if timeout >= MIN_BLOCKING_TIMEOUT else None
 
     @property
     def _ttl_ms(self) -> int:
@@ -355,6 +490,21 @@ class RedisStateStore:
 def _has_password(url: str) -> bool:
     parts = urllib.parse.urlsplit(url)
     return bool(parts.password) or "password" in urllib.parse.parse_qs(parts.query)
+
+
+def _stream_texts(response: Any) -> list[bytes]:
+    """The ``e`` fields of one stream's entries, from XREAD's reply in RESP2 or RESP3."""
+    if not response:
+        return []
+    found = response.values() if isinstance(response, dict) else [s[1] for s in response]
+    texts: list[bytes] = []
+    for stream in found:
+        # RESP3, as redis-py parses it, nests the entries one list deeper.
+        entries = stream[0] if stream and isinstance(stream[0], list) else stream
+        for _, fields in entries:
+            text = fields[b"e"] if b"e" in fields else fields["e"]  # decode_responses or not
+            texts.append(text if isinstance(text, bytes) else text.encode())
+    return texts
 
 
 def _lease_value(lease: Lease) -> str:

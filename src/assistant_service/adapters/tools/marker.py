@@ -19,13 +19,18 @@ class ToolMark:
     name: str | None = None
     namespace: str | None = None
     strict: bool = True
+    requires_approval: bool = False
 
 
 @overload
 def tool(fn: F, /) -> F: ...
 @overload
 def tool(
-    *, name: str | None = None, namespace: str | None = None, strict: bool = True
+    *,
+    name: str | None = None,
+    namespace: str | None = None,
+    strict: bool = True,
+    requires_approval: bool = False,
 ) -> Callable[[F], F]: ...
 def tool(
     fn: F | None = None,
@@ -34,13 +39,18 @@ def tool(
     name: str | None = None,
     namespace: str | None = None,
     strict: bool = True,
+    requires_approval: bool = False,
 ) -> F | Callable[[F], F]:
     """Mark ``fn`` as a tool; usable bare (``@tool``) or with options (``@tool(name=...)``).
 
     The function is returned unchanged, so it stays callable and testable; the
-    registry checks it only when it registers it.
+    registry checks it only when it registers it. With ``requires_approval``,
+    the model's call never runs on its own: the run stops until a person
+    approves or denies it.
     """
-    mark = ToolMark(name=name, namespace=namespace, strict=strict)
+    mark = ToolMark(
+        name=name, namespace=namespace, strict=strict, requires_approval=requires_approval
+    )
 
     def decorate(f: F) -> F:
         setattr(f, _ATTRIBUTE, mark)

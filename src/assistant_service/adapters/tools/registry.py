@@ -53,13 +53,18 @@ class FunctionToolRegistry:
         namespace: str,
         name: str | None = None,
         strict: bool = True,
+        requires_approval: bool = False,
     ) -> ToolSpec:
         """Register ``fn`` as ``namespace.name`` (``name`` defaults to ``fn.__name__``).
+
+        With ``requires_approval``, a person approves each call before it runs.
 
         Raises ``ToolRegistrationError`` for a bad or duplicate name or a
         function that cannot become a tool (the message names the parameter).
         """
-        tool = _prepare(fn, namespace=namespace, name=name, strict=strict)
+        tool = _prepare(
+            fn, namespace=namespace, name=name, strict=strict, requires_approval=requires_approval
+        )
         self._add([tool])
         return tool.spec
 
@@ -85,6 +90,7 @@ class FunctionToolRegistry:
                     namespace=mark.namespace or default_namespace,
                     name=mark.name,
                     strict=mark.strict,
+                    requires_approval=mark.requires_approval,
                 )
             )
         self._add(prepared)
@@ -151,7 +157,14 @@ class FunctionToolRegistry:
         self._tools.update(new)
 
 
-def _prepare(fn: Callable[..., Any], *, namespace: str, name: str | None, strict: bool) -> _Tool:
+def _prepare(
+    fn: Callable[..., Any],
+    *,
+    namespace: str,
+    name: str | None,
+    strict: bool,
+    requires_approval: bool = False,
+) -> _Tool:
     if not callable(fn):
         raise ToolRegistrationError(f"cannot make a tool of {fn!r}: it is not callable")
     full_name = canonical_name(namespace, name or str(getattr(fn, "__name__", "")))
@@ -161,6 +174,7 @@ def _prepare(fn: Callable[..., Any], *, namespace: str, name: str | None, strict
         description=shape.description or full_name,
         parameters=parameters_schema(shape.parameters, strict=strict),
         strict=strict,
+        requires_approval=requires_approval,
     )
     if inspect.isclass(fn):
         raise ToolRegistrationError(f"cannot make a tool of {shape.qualname}: it is a class")

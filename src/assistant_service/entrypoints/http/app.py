@@ -14,6 +14,7 @@ from assistant_service.entrypoints.http.correlation import (
 )
 from assistant_service.entrypoints.http.errors import register_error_handlers
 from assistant_service.entrypoints.http.routes import register_routes
+from assistant_service.entrypoints.http.runs import background_runner
 from assistant_service.entrypoints.http.services import Services
 from assistant_service.entrypoints.http.state import EdgeState, RunSlots
 from assistant_service.entrypoints.http.websocket import SocketSession
@@ -37,6 +38,9 @@ def create_app(services: Services) -> Quart:
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         # Errors are ours to render, in tests too: never Quart's HTML traceback.
         PROPAGATE_EXCEPTIONS=False,
+        # Background runs still going at shutdown are cancelled then (and recorded
+        # as interrupted), like every other run past the graceful timeout.
+        BACKGROUND_TASK_SHUTDOWN_TIMEOUT=settings.graceful_timeout,
     )
     state = EdgeState(slots=RunSlots(settings.max_concurrent_runs))
     app.extensions[EXTENSION] = state
@@ -60,6 +64,7 @@ def create_app(services: Services) -> Quart:
             send=websocket.send,
             close=websocket.close,
             correlation_id=correlation_id,
+            start_soon=background_runner(app, state),
         )
         await session.serve()
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import attrs
 import cattrs
@@ -22,16 +22,22 @@ from assistant_service.domain.errors import (
 )
 from assistant_service.domain.events import (
     MessageCompleted,
+    RunCancelled,
     RunCompleted,
     RunEvent,
     RunFailed,
+    RunRequiresApproval,
     RunStarted,
     TextDelta,
+    ToolApprovalRequired,
     ToolCallCompleted,
     ToolCallStarted,
 )
 from assistant_service.domain.models import HistoryPage, RunResult
-from assistant_service.domain.tools import ToolOutcome
+from assistant_service.domain.runs import ApprovalDecision, RunRecord
+from assistant_service.domain.tools import ToolCall, ToolOutcome
+
+T = TypeVar("T")
 
 # Field names of the domain -> of the HTTP API.
 API_FIELD_NAMES = {"conversation_id": "thread_id"}
@@ -43,12 +49,72 @@ class MalformedRequestError(AssistantServiceError):
     code = "malformed_request"
 
 
+OnDisconnect = Literal["cancel", "continue"]
+
+
 @attrs.frozen
 class ChatRequest:
-    """``POST /chat`` body and ``/stream`` frame."""
+    """``POST /chat`` body and ``/stream`` message frame.
+
+    ``on_disconnect``: what happens to the run when the client goes away
+    (``continue``: it runs on, and can be resumed). ``background``: answer 202
+    at once and run in the background (``POST /chat`` only). ``type`` and
+    ``id`` are the WebSocket frame's kind and the client's id for it.
+    """
 
     thread_id: str
     message: str
+    on_disconnect: OnDisconnect = "cancel"
+    background: bool = False
+    type: Literal["message"] = "message"
+    id: str | None = None
+
+
+@attrs.frozen
+class Decision:
+    call_id: str
+    approve: bool
+    reason: str | None = None
+
+
+@attrs.frozen
+class ApprovalsRequest:
+    """``POST .../approvals`` body, and the ``approvals`` frame (with ``run_id``)."""
+
+    decisions: list[Decision]
+    run_id: str | None = None
+    thread_id: str | None = None
+    type: Literal["approvals"] = "approvals"
+    id: str | None = None
+
+    def domain_decisions(self) -> list[ApprovalDecision]:
+        return [ApprovalDecision(d.call_id, d.approve, d.reason) for d in self.decisions]
+
+
+@attrs.frozen
+class CancelFrame:
+    run_id: str
+    thread_id: str | None = None
+    type: Literal["cancel"] = "cancel"
+    id: str | None = None
+
+
+@attrs.frozen
+class ResumeFrame:
+    run_id: str
+    after: int = 0
+    thread_id: str | None = None
+    type: Literal["resume"] = "resume"
+    id: str | None = None
+
+
+Frame = ChatRequest | ApprovalsRequest | CancelFrame | ResumeFrame
+_FRAMES: dict[str, type[Any]] = {
+    "message": ChatRequest,
+    "approvals": ApprovalsRequest,
+    "cancel": CancelFrame,
+    "resume": ResumeFrame,
+}
 
 
 @attrs.frozen
@@ -73,6 +139,18 @@ def _strict_str(value: Any, _type: Any) -> str:
     return value
 
 
+def _strict_bool(value: Any, _type: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {_json_type(value)}")
+    return value
+
+
+def _strict_int(value: Any, _type: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {_json_type(value)}")
+    return value
+
+
 def _json_type(value: Any) -> str:
     names = {
         bool: "a boolean",
@@ -93,11 +171,16 @@ def _tool_summary(outcome: ToolOutcome) -> dict[str, Any]:
     }
 
 
+def _call(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "name": call.name, "arguments": call.arguments}
+
+
 def result_body(result: RunResult) -> dict[str, Any]:
-    """The ``POST /chat`` answer: texts, tool summaries and usage."""
-    return {
+    """The ``POST /chat`` answer: status, texts, tool summaries, usage; ``pending`` calls."""
+    body = {
         "thread_id": result.conversation_id,
         "run_id": result.run_id,
+        "status": result.status.value,
         "responses": result.texts,
         "tool_calls": [_tool_summary(outcome) for outcome in result.tool_outcomes],
         "usage": {
@@ -105,6 +188,25 @@ def result_body(result: RunResult) -> dict[str, Any]:
             "output_tokens": result.usage.output_tokens,
         },
     }
+    if result.pending:
+        body["pending"] = [_call(call) for call in result.pending]
+    return body
+
+
+def run_body(record: RunRecord) -> dict[str, Any]:
+    """``GET /threads/<thread_id>/runs/<run_id>``: where the run is, and how it ended."""
+    body: dict[str, Any] = {
+        "run_id": record.run_id,
+        "thread_id": record.conversation_id,
+        "status": record.status.value,
+    }
+    if record.resumes:
+        body["resumes"] = record.resumes
+    if record.result is not None:
+        body["result"] = result_body(record.result)
+    if record.error_code is not None:
+        body["error"] = {"code": record.error_code, "message": record.error_message}
+    return body
 
 
 def history_body(conversation_id: str, page: HistoryPage) -> dict[str, Any]:
@@ -154,6 +256,8 @@ def error_payload(error: AssistantServiceError) -> dict[str, Any]:
 def _converter() -> cattrs.Converter:
     converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=True)
     converter.register_structure_hook(str, _strict_str)
+    converter.register_structure_hook(bool, _strict_bool)
+    converter.register_structure_hook(int, _strict_int)
     unstructure = converter.register_unstructure_hook
     unstructure(
         RunStarted,
@@ -161,6 +265,7 @@ def _converter() -> cattrs.Converter:
             "run_id": e.run_id,
             "thread_id": e.conversation_id,
             "assistant_id": e.assistant_id,
+            **({"resumes": e.resumes} if e.resumes else {}),
         },
     )
     unstructure(TextDelta, lambda e: {"run_id": e.run_id, "text": e.text})
@@ -181,7 +286,10 @@ def _converter() -> cattrs.Converter:
         ToolCallCompleted,
         lambda e: {"run_id": e.run_id, **_tool_summary(e.outcome), "output": e.outcome.output},
     )
+    unstructure(ToolApprovalRequired, lambda e: {"run_id": e.run_id, **_call(e.call)})
     unstructure(RunCompleted, lambda e: result_body(e.result))
+    unstructure(RunCancelled, lambda e: result_body(e.result))
+    unstructure(RunRequiresApproval, lambda e: result_body(e.result))
     unstructure(RunFailed, lambda e: {"run_id": e.run_id, **error_payload(e.error)})
     return converter
 
@@ -193,12 +301,20 @@ def event_payload(event: RunEvent, correlation_id: str) -> dict[str, Any]:
     """One event as the client sees it; ``run.failed`` becomes an ``error`` event."""
     kind = "error" if isinstance(event, RunFailed) else event.type
     body: dict[str, Any] = CONVERTER.unstructure(event, unstructure_as=type(event))
-    return {"type": kind, **body, "correlation_id": correlation_id}
+    return {"type": kind, **body, "seq": event.seq, "correlation_id": correlation_id}
 
 
-def error_event(error: AssistantServiceError, correlation_id: str) -> dict[str, Any]:
-    """An ``error`` event for a failure outside a run (a bad frame, a refused run)."""
-    return {"type": "error", **error_payload(error), "correlation_id": correlation_id}
+def error_event(
+    error: AssistantServiceError, correlation_id: str, frame_id: str | None = None
+) -> dict[str, Any]:
+    """An ``error`` event for a failure outside a run (a bad frame, a refused run).
+
+    It has no ``run_id``; ``frame_id`` echoes the id of the frame it answers.
+    """
+    payload = {"type": "error", **error_payload(error), "correlation_id": correlation_id}
+    if frame_id is not None:
+        payload["frame_id"] = frame_id
+    return payload
 
 
 def internal_error_event(correlation_id: str) -> dict[str, Any]:
@@ -223,6 +339,42 @@ def parse_chat_request(raw: bytes | str) -> ChatRequest:
     (or that names a key twice, at any depth: which value counts is ambiguous) and
     ``InvalidInputError`` (its ``fields`` name each bad field) for bad fields.
     """
+    return structure_body(parse_json_object(raw), ChatRequest)
+
+
+def parse_approvals(raw: bytes | str) -> ApprovalsRequest:
+    """Decode and check an approvals body; raises as :func:`parse_chat_request` does."""
+    return structure_body(parse_json_object(raw), ApprovalsRequest)
+
+
+def parse_frame(raw: str) -> Frame:
+    """A WebSocket frame, by its ``type`` (default ``message``); raises as the bodies do.
+
+    ``InvalidInputError`` names ``type`` for an unknown kind.
+    """
+    data = parse_json_object(raw)
+    kind = data.get("type", "message")
+    frame_type = _FRAMES.get(kind) if isinstance(kind, str) else None
+    if frame_type is None:
+        raise InvalidInputError(
+            "unknown frame type", {"type": "one of " + ", ".join(sorted(_FRAMES))}
+        )
+    frame: Frame = structure_body(data, frame_type)
+    return frame
+
+
+def frame_id_of(raw: str | bytes | None) -> str | None:
+    """The client's ``id`` of a frame, if the frame is a JSON object with a string id."""
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else None
+    except (ValueError, RecursionError):
+        return None
+    value = data.get("id") if isinstance(data, dict) else None
+    return value[:128] if isinstance(value, str) else None
+
+
+def parse_json_object(raw: bytes | str) -> dict[str, Any]:
+    """A JSON object from a body or frame; :class:`MalformedRequestError` for anything else."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         data = json.loads(text, object_pairs_hook=_unique_keys)
@@ -232,8 +384,13 @@ def parse_chat_request(raw: bytes | str) -> ChatRequest:
         raise MalformedRequestError("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise MalformedRequestError(f"expected a JSON object, got {_json_type(data)}")
+    return data
+
+
+def structure_body(data: dict[str, Any], kind: type[T]) -> T:
+    """``data`` as ``kind``; ``InvalidInputError`` naming each bad field."""
     try:
-        return CONVERTER.structure(data, ChatRequest)
+        return CONVERTER.structure(data, kind)
     except cattrs.ClassValidationError as error:
         raise InvalidInputError("invalid request fields", _field_errors(error)) from None
 

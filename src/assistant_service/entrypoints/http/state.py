@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import anyio
 import attrs
 
@@ -36,6 +39,28 @@ class RunSlots:
 
     def release(self) -> None:
         self._active = max(0, self._active - 1)
+
+    @contextmanager
+    def held_while_starting(self) -> Iterator[SlotClaim]:
+        """Take a slot for a run that is starting; it goes back unless ``keep()`` was called.
+
+        What keeps it (a stream, a background task) releases it when the run ends.
+        """
+        self.acquire()
+        claim = SlotClaim()
+        try:
+            yield claim
+        finally:
+            if not claim.kept:
+                self.release()
+
+
+@attrs.define
+class SlotClaim:
+    kept: bool = False
+
+    def keep(self) -> None:
+        self.kept = True
 
 
 @attrs.define

@@ -1,9 +1,16 @@
 """``/stream``: chat over a WebSocket, one JSON object per run event.
 
-The client sends ``{"thread_id", "message"}`` text frames, one run at a time
-per socket. A bad frame (binary, not JSON, wrong fields, too long, unknown
-thread, a frame while a run is active) gets an ``error`` event and the socket
-stays usable. A client that disconnects cancels its run and the run's tools.
+The client sends JSON text frames with a ``type`` (default ``message``):
+``message`` (``{"thread_id", "message", "on_disconnect"?}``), ``approvals``
+(``{"run_id", "decisions"}``: the continuing run streams here), ``resume``
+(``{"run_id", "after"}``: replay, then follow) and ``cancel`` (``{"run_id"}``,
+acknowledged with ``cancel.accepted``). One stream at a time per socket. A
+frame may carry an ``id``; what answers the frame rather than belonging to a
+run (a refusal, an acknowledgement) echoes it as ``frame_id`` and has no
+``run_id``. A bad frame (binary, not JSON, wrong fields, too long, unknown
+thread, a second stream) gets an ``error`` event and the socket stays usable.
+A client that disconnects cancels its run and the run's tools, unless the
+message said ``"on_disconnect": "continue"``.
 A socket silent for ``ws_idle_timeout`` seconds with no run is closed (1001),
 which reaps peers that vanished without closing; so are idle sockets when the
 server starts shutting down, after their run finishes.
@@ -11,7 +18,7 @@ server starts shutting down, after their run finishes.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -19,15 +26,25 @@ import anyio
 import attrs
 import structlog
 
-from assistant_service.domain.errors import AssistantServiceError, ConflictError
+from assistant_service.domain.errors import (
+    AssistantServiceError,
+    ConflictError,
+    InvalidInputError,
+)
+from assistant_service.domain.events import RunEvent
 from assistant_service.entrypoints.http.codec import (
+    ApprovalsRequest,
+    CancelFrame,
     ChatRequest,
+    Frame,
     MalformedRequestError,
+    ResumeFrame,
     dumps,
     error_event,
     event_payload,
+    frame_id_of,
     internal_error_event,
-    parse_chat_request,
+    parse_frame,
 )
 from assistant_service.entrypoints.http.errors import PayloadTooLargeError, UnavailableError
 from assistant_service.entrypoints.http.routes import check_message_length
@@ -49,7 +66,10 @@ class SocketSession:
     _send: Callable[[str], Awaitable[None]] = attrs.field(alias="send")
     _close: Callable[[int, str], Awaitable[None]] = attrs.field(alias="close")
     _correlation_id: str = attrs.field(alias="correlation_id")
+    # Runs a run that outlives the socket (``on_disconnect: continue``).
+    _start_soon: Callable[..., None] = attrs.field(alias="start_soon")
     _busy: bool = attrs.field(default=False, init=False)
+    _slot_taken: bool = attrs.field(default=False, init=False)
     _idle_since: float = attrs.field(factory=anyio.current_time, init=False)
     _run_finished: anyio.Event = attrs.field(factory=anyio.Event, init=False)
 
@@ -58,53 +78,103 @@ class SocketSession:
         async with anyio.create_task_group() as group:
             group.start_soon(self._close_when_idle_or_draining, group.cancel_scope)
             while True:
-                frame = await self._receive()
+                raw = await self._receive()
                 self._idle_since = anyio.current_time()
+                frame_id = frame_id_of(raw)
                 try:
-                    chat = self._accept_frame(frame)
+                    frame = self._accept_frame(raw)
+                    if isinstance(frame, CancelFrame):
+                        await self._cancel(frame)
+                        continue
+                    events = self._events_for(frame)
                 except AssistantServiceError as error:
-                    await self._emit(error_event(error, self._correlation_id))
+                    if self._slot_taken:
+                        self._release_slot()
+                    await self._emit(error_event(error, self._correlation_id, frame_id))
                     continue
                 self._busy = True
                 self._run_finished = anyio.Event()
-                group.start_soon(self._run, chat.thread_id, chat.message)
+                group.start_soon(self._stream, events, frame_id)
 
-    def _accept_frame(self, frame: str | bytes | None) -> ChatRequest:
-        """Check a frame and take a run slot; raises the error its event will carry."""
+    def _accept_frame(self, raw: str | bytes | None) -> Frame:
+        """Check a frame; a stream frame takes a run slot. Raises the error its event carries."""
         settings = self._services.settings
-        if not isinstance(frame, str):
+        if not isinstance(raw, str):
             raise MalformedRequestError("send JSON text frames; binary frames are not accepted")
-        if len(frame.encode("utf-8", "surrogatepass")) > settings.max_ws_message_bytes:
+        if len(raw.encode("utf-8", "surrogatepass")) > settings.max_ws_message_bytes:
             raise PayloadTooLargeError(
                 f"a frame may hold at most {settings.max_ws_message_bytes} bytes"
             )
+        frame = parse_frame(raw)
+        if isinstance(frame, CancelFrame):
+            return frame
         if self._state.draining.is_set():
             raise UnavailableError("the server is shutting down")
         if self._busy:
             raise ConflictError(
-                "a run is already active on this socket; wait for run.completed or error"
+                "a stream is already active on this socket; wait for its last event or error"
             )
-        chat = parse_chat_request(frame)
-        check_message_length(chat, settings.max_message_length)
+        if isinstance(frame, ChatRequest):
+            check_message_length(frame, settings.max_message_length)
         self._state.slots.acquire()
-        return chat
+        self._slot_taken = True
+        return frame
 
-    async def _run(self, thread_id: str, message: str) -> None:
-        structlog.contextvars.bind_contextvars(thread_id=thread_id)
+    def _events_for(self, frame: Frame) -> AsyncGenerator[RunEvent, None]:
+        assistant = self._services.assistant
+        if isinstance(frame, ApprovalsRequest):
+            if frame.run_id is None:
+                raise InvalidInputError("invalid request fields", {"run_id": "required"})
+            return assistant.decide(frame.thread_id, frame.run_id, frame.domain_decisions())
+        if isinstance(frame, ResumeFrame):
+            if frame.after < 0:
+                raise InvalidInputError("invalid request fields", {"after": "must be 0 or more"})
+            return assistant.events(frame.thread_id, frame.run_id, after=frame.after)
+        assert isinstance(frame, ChatRequest)  # noqa: S101 -- the frames left
+        structlog.contextvars.bind_contextvars(thread_id=frame.thread_id)
+        if frame.on_disconnect == "continue":
+            return self._followed(frame)
+        return assistant.stream(frame.thread_id, frame.message)
+
+    async def _followed(self, chat: ChatRequest) -> AsyncGenerator[RunEvent, None]:
+        # Driven by a background task: the socket only follows it through the log.
+        assistant = self._services.assistant
+        # The background run holds a slot of its own (released when it ends).
+        with self._state.slots.held_while_starting() as slot:
+            run_id = await assistant.submit(
+                chat.thread_id, chat.message, start_soon=self._start_soon
+            )
+            slot.keep()
+        async with aclosing(assistant.events(chat.thread_id, run_id)) as events:
+            async for event in events:
+                yield event
+
+    async def _cancel(self, frame: CancelFrame) -> None:
+        await self._services.assistant.cancel(frame.thread_id, frame.run_id)
+        ack = {"type": "cancel.accepted", "run_id": frame.run_id, "status": "cancelling"}
+        if frame.id is not None:
+            ack["frame_id"] = frame.id
+        await self._emit({**ack, "correlation_id": self._correlation_id})
+
+    async def _stream(self, events: AsyncGenerator[RunEvent, None], frame_id: str | None) -> None:
         try:
-            async with aclosing(self._services.assistant.stream(thread_id, message)) as events:
+            async with aclosing(events):
                 async for event in events:
                     await self._emit(event_payload(event, self._correlation_id))
         except AssistantServiceError as error:
-            await self._emit(error_event(error, self._correlation_id))
+            await self._emit(error_event(error, self._correlation_id, frame_id))
         except Exception:
             log.exception("run.unexpected_error")
             await self._emit(internal_error_event(self._correlation_id))
         finally:
-            self._state.slots.release()
+            self._release_slot()
             self._busy = False
             self._idle_since = anyio.current_time()
             self._run_finished.set()
+
+    def _release_slot(self) -> None:
+        self._state.slots.release()
+        self._slot_taken = False
 
     async def _emit(self, payload: dict[str, Any]) -> None:
         await self._send(dumps(payload))

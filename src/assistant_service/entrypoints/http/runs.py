@@ -1,0 +1,205 @@
+"""Steering runs over HTTP: cancel, approvals, replayed events, background runs; SSE bodies.
+
+Routes (under ``/threads/<thread_id>/runs/<run_id>``): ``POST .../cancel``,
+``POST .../approvals``, ``GET .../events`` (SSE, resumable with
+``Last-Event-ID`` or ``?after=N``) and ``GET`` for the run's status.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from typing import Any
+
+import structlog
+from quart import Quart, Response, request
+
+from assistant_service.domain.errors import AssistantServiceError, InvalidInputError
+from assistant_service.domain.events import FINAL_EVENTS, RunEvent, RunFailed
+from assistant_service.entrypoints.http.codec import (
+    ChatRequest,
+    dumps,
+    error_event,
+    event_payload,
+    internal_error_event,
+    parse_approvals,
+    result_body,
+    run_body,
+)
+from assistant_service.entrypoints.http.errors import correlation_id
+from assistant_service.entrypoints.http.services import Services
+from assistant_service.entrypoints.http.state import EdgeState
+
+log = structlog.get_logger(__name__)
+
+_SEQ = re.compile(r"[0-9]{1,12}")
+RUN = "/threads/<thread_id>/runs/<run_id>"
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(dumps(body), status=status, content_type="application/json")
+
+
+def wants_event_stream(accept: str) -> bool:
+    return "text/event-stream" in accept.lower()
+
+
+def register_run_routes(app: Quart, services: Services, state: EdgeState) -> None:
+    assistant = services.assistant
+
+    @app.post(f"{RUN}/cancel")
+    async def cancel(thread_id: str, run_id: str) -> Response:
+        await assistant.cancel(thread_id, run_id)
+        log.info("run.cancel_requested", run_id=run_id)
+        return json_response({"run_id": run_id, "status": "cancelling"}, 202)
+
+    @app.get(RUN)
+    async def run(thread_id: str, run_id: str) -> Response:
+        return json_response(run_body(await assistant.run(thread_id, run_id)))
+
+    @app.post(f"{RUN}/approvals")
+    async def approvals(thread_id: str, run_id: str) -> Response:
+        body = parse_approvals(await request.get_data(cache=False))
+        decisions = body.domain_decisions()
+        if wants_event_stream(request.headers.get("Accept", "")):
+            with state.slots.held_while_starting() as slot:
+                events = assistant.decide(thread_id, run_id, decisions)
+                first = await _first(events)
+                slot.keep()
+            return sse_response(_primed(first, events), state)
+        state.slots.acquire()
+        try:
+            result = await assistant.approve(thread_id, run_id, decisions)
+        finally:
+            state.slots.release()
+        return json_response(result_body(result))
+
+    @app.get(f"{RUN}/events")
+    async def events(thread_id: str, run_id: str) -> Response:
+        after = _after(request.args.getlist("after"), request.headers.get("Last-Event-ID"))
+        await assistant.run(thread_id, run_id)  # 404 before the stream starts
+        return sse_response(assistant.events(thread_id, run_id, after=after), state=None)
+
+
+async def start_chat(
+    app: Quart, services: Services, state: EdgeState, chat: ChatRequest
+) -> Response:
+    """``POST /chat``: JSON or SSE, at once or in the background, cancelled or not on disconnect."""
+    assistant = services.assistant
+    streamed = wants_event_stream(request.headers.get("Accept", ""))
+    if chat.background or chat.on_disconnect == "continue":
+        # The run is driven by a background task: a client that leaves only stops following it.
+        with state.slots.held_while_starting() as slot:
+            run_id = await assistant.submit(
+                chat.thread_id, chat.message, start_soon=background_runner(app, state)
+            )
+            slot.keep()
+        if chat.background:
+            body = {"thread_id": chat.thread_id, "run_id": run_id, "status": "in_progress"}
+            return json_response(body, 202)
+        followed = assistant.events(chat.thread_id, run_id)
+        if streamed:
+            return sse_response(followed, state=None)
+        return json_response(result_body(await _final_result(followed)))
+    if streamed:
+        with state.slots.held_while_starting() as slot:
+            events = assistant.stream(chat.thread_id, chat.message)
+            first = await _first(events)
+            slot.keep()
+        return sse_response(_primed(first, events), state)
+    state.slots.acquire()
+    try:
+        result = await assistant.chat(chat.thread_id, chat.message)
+    finally:
+        state.slots.release()
+    return json_response(result_body(result))
+
+
+def sse_response(events: AsyncGenerator[RunEvent, None], state: EdgeState | None) -> Response:
+    """A ``text/event-stream`` of ``events``, each with ``id: <seq>``; errors end it as events.
+
+    With ``state``, the stream holds one run slot, released when it ends.
+    """
+    cid = correlation_id()
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async with aclosing(events):
+                async for event in events:
+                    yield _sse(event_payload(event, cid))
+        except AssistantServiceError as error:
+            yield _sse(error_event(error, cid))
+        except Exception:
+            log.exception("stream.failed")
+            yield _sse(internal_error_event(cid))
+        finally:
+            if state is not None:
+                state.slots.release()
+
+    response = Response(body(), status=200, content_type="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    # Quart's RESPONSE_TIMEOUT would cut a long run silently; runs bound themselves.
+    response.timeout = None
+    return response
+
+
+def _sse(payload: dict[str, Any]) -> bytes:
+    seq = payload.get("seq")
+    event_id = f"id: {seq}\n" if seq else ""
+    return f"{event_id}event: {payload['type']}\ndata: {dumps(payload)}\n\n".encode()
+
+
+async def _first(events: AsyncGenerator[RunEvent, None]) -> RunEvent:
+    """Open the run, so errors before it (404, 409, 422, 503) keep their status."""
+    try:
+        return await anext(events)
+    except BaseException:
+        await events.aclose()
+        raise
+
+
+async def _primed(
+    first: RunEvent, rest: AsyncGenerator[RunEvent, None]
+) -> AsyncGenerator[RunEvent, None]:
+    async with aclosing(rest):
+        yield first
+        async for event in rest:
+            yield event
+
+
+async def _final_result(events: AsyncGenerator[RunEvent, None]) -> Any:
+    async with aclosing(events):
+        async for event in events:
+            if isinstance(event, RunFailed):
+                raise event.error
+            if isinstance(event, FINAL_EVENTS):
+                return event.result
+    raise AssistantServiceError("the run's events ended before the run did")
+
+
+def background_runner(app: Quart, state: EdgeState) -> Callable[..., None]:
+    """Start a run in the app's background tasks; it frees its run slot when it ends."""
+
+    def start_soon(function: Callable[..., Awaitable[object]], *args: Any) -> None:
+        async def run() -> None:
+            try:
+                await function(*args)
+            finally:
+                state.slots.release()
+
+        app.add_background_task(run)
+
+    return start_soon
+
+
+def _after(values: list[str], last_event_id: str | None) -> int:
+    """``?after=N`` (or the ``Last-Event-ID`` header): the last ``seq`` the client has."""
+    if len(values) > 1:
+        raise InvalidInputError("invalid query parameters", {"after": "given more than once"})
+    raw = values[0] if values else (last_event_id or "0").strip()
+    if not _SEQ.fullmatch(raw):
+        name = "after" if values else "Last-Event-ID"
+        raise InvalidInputError("invalid event number", {name: "must be a whole number, 0 or more"})
+    return int(raw)
