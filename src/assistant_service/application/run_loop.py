@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator
 from functools import partial
 from typing import TYPE_CHECKING
 
+from assistant_service.application.observing import NO_RUN_OBSERVATION, observed_step
 from assistant_service.application.tool_invocation import invoke_round
 from assistant_service.domain.errors import AssistantServiceError, RunLimitError
 from assistant_service.domain.events import (
@@ -43,6 +44,7 @@ from assistant_service.domain.tools import ToolCall, ToolOutcome
 if TYPE_CHECKING:
     from assistant_service.application.lease_keeper import LeaseKeeper
     from assistant_service.ports.language_model import LanguageModel
+    from assistant_service.ports.observer import RunObservation
     from assistant_service.ports.tools import ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ async def run_turn(  # noqa: C901, PLR0912, PLR0913 -- one loop, read top to bot
     message: str,
     run_id: str | None = None,
     keeper: LeaseKeeper | None = None,
+    observation: RunObservation = NO_RUN_OBSERVATION,
 ) -> AsyncGenerator[RunEvent, None]:
     """Stream the events of one run; the last event is ``RunCompleted`` or ``RunFailed``.
 
@@ -73,6 +76,9 @@ async def run_turn(  # noqa: C901, PLR0912, PLR0913 -- one loop, read top to bot
     With ``keeper``, the run holds the conversation's lease: each step gets it
     (adapters fence their writes with it), it is renewed at events and during
     tool rounds, and a renewal that fails ends the run with ``RunFailed``.
+
+    ``observation`` is told of each model step and tool call (the run's own
+    start and end are the caller's to report: see ``observing.observed_run``).
     """
     run_id = run_id or new_run_id()
     messages: list[Message] = []
@@ -104,8 +110,11 @@ async def run_turn(  # noqa: C901, PLR0912, PLR0913 -- one loop, read top to bot
     step: StepInput = UserInput(message)
     while True:
         calls: list[ToolCall] = []
+        stream = model.stream_step(conversation, profile, step, specs, lease=lease)
+        if observation is not NO_RUN_OBSERVATION:
+            stream = observed_step(stream, observation.step_started(rounds))
         try:
-            async for event in model.stream_step(conversation, profile, step, specs, lease=lease):
+            async for event in stream:
                 if keeper is not None:
                     await keeper.tick()
                 if isinstance(event, ModelTextDelta):
@@ -135,7 +144,7 @@ async def run_turn(  # noqa: C901, PLR0912, PLR0913 -- one loop, read top to bot
         rounds += 1
         for call in calls:
             yield ToolCallStarted(run_id, call)
-        invoke = partial(invoke_round, calls, tools, profile.tools, profile.limits)
+        invoke = partial(invoke_round, calls, tools, profile.tools, profile.limits, observation)
         try:
             round_outcomes = await (invoke() if keeper is None else keeper.beside(invoke))
         except AssistantServiceError as error:

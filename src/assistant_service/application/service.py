@@ -16,6 +16,7 @@ from assistant_service.application.history import (
     page_of,
 )
 from assistant_service.application.lease_keeper import LeaseKeeper, released_at_exit
+from assistant_service.application.observing import NO_OBSERVER, observed_run
 from assistant_service.application.run_loop import new_run_id, run_turn
 from assistant_service.domain.errors import InvalidInputError
 from assistant_service.domain.events import RunCompleted, RunEvent, RunFailed
@@ -26,10 +27,12 @@ from assistant_service.domain.models import (
     Message,
     RunResult,
 )
+from assistant_service.ports.observer import RunInfo
 
 if TYPE_CHECKING:
     from assistant_service.ports.config import AssistantConfigRepository
     from assistant_service.ports.language_model import LanguageModel
+    from assistant_service.ports.observer import Observer
     from assistant_service.ports.run_state import RunLock
     from assistant_service.ports.tools import ToolRegistry
 
@@ -60,6 +63,8 @@ class AssistantService:
     _run_lock: RunLock = attrs.field(alias="run_lock")
     default_assistant_id: str | None = None
     lock_ttl: float = attrs.field(default=DEFAULT_LOCK_TTL, validator=attrs.validators.gt(0))
+    # Told of every run, step and tool call (metrics, traces): see ports/observer.py.
+    observer: Observer = attrs.field(default=NO_OBSERVER, kw_only=True)
 
     async def start_conversation(
         self, assistant_id: str | None = None, metadata: Mapping[str, str] | None = None
@@ -99,17 +104,24 @@ class AssistantService:
         _check_message(message, profile)
         run_id = new_run_id()
         lease = await self._run_lock.acquire(conversation.id, run_id, self.lock_ttl)
+        observation = self.observer.run_started(
+            RunInfo(run_id, conversation.id, profile.id, profile.model)
+        )
         async with (
             released_at_exit(self._run_lock, lease, RELEASE_TIMEOUT),
             aclosing(
-                run_turn(
-                    model=self._model,
-                    tools=self._tools,
-                    profile=profile,
-                    conversation=conversation,
-                    message=message,
-                    run_id=run_id,
-                    keeper=LeaseKeeper(lock=self._run_lock, lease=lease),
+                observed_run(
+                    run_turn(
+                        model=self._model,
+                        tools=self._tools,
+                        profile=profile,
+                        conversation=conversation,
+                        message=message,
+                        run_id=run_id,
+                        keeper=LeaseKeeper(lock=self._run_lock, lease=lease),
+                        observation=observation,
+                    ),
+                    observation,
                 )
             ) as events,
         ):
