@@ -31,6 +31,7 @@ from assistant_service.entrypoints.bootstrap import (
     demo_tools,
 )
 from assistant_service.entrypoints.http.services import Closer, Services
+from assistant_service.entrypoints.observability import observability_from_settings
 from assistant_service.entrypoints.settings import (
     LLMBackend,
     ResponsesState,
@@ -82,6 +83,7 @@ async def services_from_settings(
         secrets = InMemorySecretRepository(values=values)
         default = settings.assistant_id or DEMO_ASSISTANT_ID
     state = await _state_store(settings, secrets, closers)
+    observability = observability_from_settings(settings, closers)
     needs_key = settings.backend is not LLMBackend.OFFLINE
     if needs_key:
         model = await _model(settings, secrets, state, closers)
@@ -94,6 +96,7 @@ async def services_from_settings(
         default_assistant_id=default,
         state=state,
         lock_ttl=settings.run_lock_ttl,
+        observer=observability.observer,
     )
     return Services(
         assistant=assistant,
@@ -103,6 +106,7 @@ async def services_from_settings(
         state=state,
         required_secrets=(settings.openai_api_key_secret,) if needs_key else (),
         closers=tuple(closers),
+        observability=observability,
     )
 
 
