@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
+from assistant_service.application.observing import NO_RUN_OBSERVATION, observed_step
 from assistant_service.application.run_guard import RunCancelledSignal
 from assistant_service.application.tool_invocation import invoke_round
 from assistant_service.domain.errors import AssistantServiceError, RunLimitError
@@ -51,6 +52,7 @@ from assistant_service.domain.tools import OutcomeStatus, ToolCall, ToolOutcome
 if TYPE_CHECKING:
     from assistant_service.application.run_guard import RunGuard
     from assistant_service.ports.language_model import LanguageModel
+    from assistant_service.ports.observer import RunObservation
     from assistant_service.ports.tools import ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,7 @@ async def run_turn(  # noqa: C901, PLR0912, PLR0913, PLR0915 -- one loop, read t
     run_id: str | None = None,
     guard: RunGuard | None = None,
     resumption: Resumption | None = None,
+    observation: RunObservation = NO_RUN_OBSERVATION,
 ) -> AsyncGenerator[RunEvent, None]:
     """Stream the events of one run; the last is ``RunCompleted``, ``RunFailed``,
     ``RunCancelled`` or ``RunRequiresApproval``.
@@ -118,6 +121,9 @@ async def run_turn(  # noqa: C901, PLR0912, PLR0913, PLR0915 -- one loop, read t
     (adapters fence their writes with it), it is renewed at events and during
     tool rounds, and a renewal that fails ends the run with ``RunFailed``; a
     cancel request heard by the guard ends it with ``RunCancelled``.
+
+    ``observation`` is told of each model step and tool call (the run's own
+    start and end are the caller's to report: see ``observing.observed_run``).
     """
     run_id = run_id or new_run_id()
     messages: list[Message] = []
@@ -148,7 +154,7 @@ async def run_turn(  # noqa: C901, PLR0912, PLR0913, PLR0915 -- one loop, read t
     async def invoke(calls: list[ToolCall]) -> list[ToolOutcome]:
         if not calls:
             return []
-        run = partial(invoke_round, calls, tools, profile.tools, profile.limits)
+        run = partial(invoke_round, calls, tools, profile.tools, profile.limits, observation)
         return await (run() if guard is None else guard.beside(run))
 
     lease = guard.lease if guard is not None else None
@@ -186,6 +192,8 @@ async def run_turn(  # noqa: C901, PLR0912, PLR0913, PLR0915 -- one loop, read t
         while True:
             calls: list[ToolCall] = []
             steps = model.stream_step(conversation, profile, step, specs, lease=lease)
+            if observation is not NO_RUN_OBSERVATION:
+                steps = observed_step(steps, observation.step_started(rounds))
             async for event in closing_at_exit(steps):
                 if guard is not None:
                     await guard.tick()

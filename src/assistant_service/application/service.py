@@ -18,6 +18,7 @@ from assistant_service.application.history import (
     decode_cursor,
     page_of,
 )
+from assistant_service.application.observing import NO_OBSERVER, observed_run
 from assistant_service.application.run_guard import RunGuard, released_at_exit
 from assistant_service.application.run_loop import Resumption, new_run_id, run_turn
 from assistant_service.application.run_publishing import EventPublisher
@@ -44,10 +45,12 @@ from assistant_service.domain.models import (
     RunStatus,
 )
 from assistant_service.domain.runs import ApprovalDecision, RunRecord
+from assistant_service.ports.observer import RunInfo
 
 if TYPE_CHECKING:
     from assistant_service.ports.config import AssistantConfigRepository
     from assistant_service.ports.language_model import LanguageModel
+    from assistant_service.ports.observer import Observer
     from assistant_service.ports.run_state import RunState
     from assistant_service.ports.tools import ToolRegistry
 
@@ -97,6 +100,8 @@ class AssistantService:
     approval_ttl: float = attrs.field(
         default=DEFAULT_APPROVAL_TTL, validator=attrs.validators.gt(0)
     )
+    # Told of every run, step and tool call (metrics, traces): see ports/observer.py.
+    observer: Observer = attrs.field(default=NO_OBSERVER, kw_only=True)
     # The runs going on in this process, to cancel at once (others are polled).
     _guards: dict[str, RunGuard] = attrs.field(factory=dict, init=False)
 
@@ -308,17 +313,24 @@ class AssistantService:
         self._guards[run_id] = guard
         publisher = EventPublisher(log=self._state, run_id=run_id)
         final: FinalEvent | None = None
+        observation = self.observer.run_started(
+            RunInfo(run_id, conversation.id, profile.id, profile.model)
+        )
         try:
             async with aclosing(
-                run_turn(
-                    model=self._model,
-                    tools=self._tools,
-                    profile=profile,
-                    conversation=conversation,
-                    message=message,
-                    run_id=run_id,
-                    guard=guard,
-                    resumption=resumption,
+                observed_run(
+                    run_turn(
+                        model=self._model,
+                        tools=self._tools,
+                        profile=profile,
+                        conversation=conversation,
+                        message=message,
+                        run_id=run_id,
+                        guard=guard,
+                        resumption=resumption,
+                        observation=observation,
+                    ),
+                    observation,
                 )
             ) as events:
                 seq = 0

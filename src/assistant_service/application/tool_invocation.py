@@ -10,11 +10,19 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from assistant_service.application.observing import NO_RUN_OBSERVATION
 from assistant_service.domain.errors import NotFoundError, ToolArgumentsError
 from assistant_service.domain.models import RunLimits
-from assistant_service.domain.tools import BoundTool, OutcomeStatus, ToolCall, ToolOutcome
+from assistant_service.domain.tools import (
+    INTERRUPTED_OUTPUT,
+    BoundTool,
+    OutcomeStatus,
+    ToolCall,
+    ToolOutcome,
+)
 
 if TYPE_CHECKING:
+    from assistant_service.ports.observer import RunObservation
     from assistant_service.ports.tools import ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -29,18 +37,30 @@ async def invoke_round(
     registry: ToolRegistry,
     allowed: Sequence[str],
     limits: RunLimits,
+    observation: RunObservation = NO_RUN_OBSERVATION,
 ) -> list[ToolOutcome]:
     """Run ``calls`` concurrently and return their outcomes in call order.
 
     A call beyond ``limits.max_tool_calls_per_round`` is skipped. Cancelling
     the caller cancels every call in flight (sync tools in threads are
-    abandoned: their thread runs on, its result is dropped).
+    abandoned: their thread runs on, its result is dropped). ``observation``
+    is told of each call that runs, the cancelled ones included.
     """
     outcomes: list[ToolOutcome | None] = [None] * len(calls)
     allowed_names = frozenset(allowed)
 
     async def invoke(index: int, call: ToolCall) -> None:
-        outcomes[index] = await invoke_one(call, registry, allowed_names, limits)
+        if observation is NO_RUN_OBSERVATION:
+            outcomes[index] = await invoke_one(call, registry, allowed_names, limits)
+            return
+        seen = observation.tool_call_started(call)
+        outcome = ToolOutcome(call, OutcomeStatus.ERROR, INTERRUPTED_OUTPUT)
+        try:
+            with seen.active():
+                outcome = await invoke_one(call, registry, allowed_names, limits)
+        finally:
+            seen.ended(outcome)
+        outcomes[index] = outcome
 
     async with anyio.create_task_group() as group:
         for index, call in enumerate(calls):

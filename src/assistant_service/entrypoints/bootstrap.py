@@ -10,6 +10,7 @@ from assistant_service.adapters.config.memory import InMemoryConfigRepository
 from assistant_service.adapters.llm.offline import offline_model
 from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.adapters.tools import FunctionToolRegistry, demo
+from assistant_service.application.observing import NO_OBSERVER
 from assistant_service.application.service import (
     DEFAULT_APPROVAL_TTL,
     DEFAULT_EVENTS_TTL,
@@ -19,6 +20,7 @@ from assistant_service.application.service import (
 from assistant_service.domain.models import AssistantProfile
 from assistant_service.ports.config import AssistantConfigRepository
 from assistant_service.ports.language_model import LanguageModel
+from assistant_service.ports.observer import Observer
 from assistant_service.ports.run_state import StateStore
 from assistant_service.ports.tools import ToolRegistry
 
@@ -64,6 +66,7 @@ def bootstrap(  # noqa: PLR0913 -- every part is keyword-only and optional
     lock_ttl: float = DEFAULT_LOCK_TTL,
     events_ttl: float = DEFAULT_EVENTS_TTL,
     approval_ttl: float = DEFAULT_APPROVAL_TTL,
+    observer: Observer = NO_OBSERVER,
 ) -> AssistantService:
     """Build an :class:`AssistantService`; every part not given is in-memory and offline.
 
@@ -74,6 +77,7 @@ def bootstrap(  # noqa: PLR0913 -- every part is keyword-only and optional
     run leases (and the offline model's history when no ``model`` is given); give
     a model that keeps history the same store. In memory by default: several
     processes share a Redis or Firestore one.
+    ``observer`` is told of every run, step and tool call (metrics, traces).
     Raises ``ToolRegistrationError`` for a function that cannot be a tool.
     """
     registry = _registry(tools)
@@ -94,6 +98,7 @@ def bootstrap(  # noqa: PLR0913 -- every part is keyword-only and optional
         lock_ttl=lock_ttl,
         events_ttl=events_ttl,
         approval_ttl=approval_ttl,
+        observer=observer,
     )
 
 

@@ -34,6 +34,7 @@ from assistant_service.entrypoints.bootstrap import (
     demo_tools,
 )
 from assistant_service.entrypoints.http.services import Closer, Services
+from assistant_service.entrypoints.observability import observability_from_settings
 from assistant_service.entrypoints.remote_assistants import (
     assistants_backend,
     check_default,
@@ -98,6 +99,7 @@ async def services_from_settings(
         if not runs_remote_assistant(settings):
             await check_default(configs, default)
     state = await _state_store(settings, secrets, closers)
+    observability = observability_from_settings(settings, closers)
     needs_key = settings.backend is not LLMBackend.OFFLINE
     if needs_key:
         try:
@@ -129,6 +131,7 @@ async def services_from_settings(
         lock_ttl=settings.run_lock_ttl,
         events_ttl=settings.run_events_ttl,
         approval_ttl=settings.approval_ttl,
+        observer=observability.observer,
     )
     return Services(
         assistant=assistant,
@@ -138,6 +141,7 @@ async def services_from_settings(
         state=state,
         required_secrets=(settings.openai_api_key_secret,) if needs_key else (),
         closers=tuple(closers),
+        observability=observability,
     )
 
 

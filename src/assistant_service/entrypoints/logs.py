@@ -57,6 +57,50 @@ def add_severity(_logger: WrappedLogger, method: str, event_dict: EventDict) -> 
     return event_dict
 
 
+_GCP_TRACE = "logging.googleapis.com/trace"
+_GCP_SPAN = "logging.googleapis.com/spanId"
+_GCP_SAMPLED = "logging.googleapis.com/trace_sampled"
+
+
+def _span_ids_reader() -> Any:
+    try:
+        from assistant_service.adapters.observability.otel import (  # noqa: PLC0415
+            current_span_ids,
+        )
+
+        current_span_ids()  # the SDK's API imports here, once
+    except ImportError:
+        return None
+    return current_span_ids
+
+
+def trace_context(project_id: str | None) -> Processor:
+    """Adds ``trace_id``/``span_id`` of the current span, and Cloud Logging's trace fields.
+
+    The span is OpenTelemetry's when one is current; else the ids the HTTP edge
+    bound from the request's ``traceparent`` or ``X-Cloud-Trace-Context``. With
+    ``project_id`` (``PROJECT_ID``) the line gets ``logging.googleapis.com/trace``
+    and ``spanId``, which Cloud Logging groups under the trace.
+    """
+    read = _span_ids_reader()
+
+    def add(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+        ids = read() if read is not None else None
+        sampled = None
+        if ids is not None:
+            event_dict["trace_id"], event_dict["span_id"], sampled = ids
+        trace_id = event_dict.get("trace_id")
+        if trace_id and project_id:
+            event_dict[_GCP_TRACE] = f"projects/{project_id}/traces/{trace_id}"
+            if event_dict.get("span_id"):
+                event_dict[_GCP_SPAN] = event_dict["span_id"]
+            if sampled is not None:
+                event_dict[_GCP_SAMPLED] = sampled
+        return event_dict
+
+    return add
+
+
 def _pre_chain() -> list[Processor]:
     # Applied to structlog and stdlib records alike, before rendering.
     return [
@@ -68,9 +112,10 @@ def _pre_chain() -> list[Processor]:
     ]
 
 
-def _renderers(log_format: LogFormat) -> list[Processor]:
+def _renderers(log_format: LogFormat, project_id: str | None = None) -> list[Processor]:
     if log_format is LogFormat.JSON:
         return [
+            trace_context(project_id),
             structlog.processors.format_exc_info,
             add_severity,
             structlog.processors.EventRenamer("message"),
@@ -79,6 +124,7 @@ def _renderers(log_format: LogFormat) -> list[Processor]:
         ]
     return [
         structlog.processors.format_exc_info,
+        trace_context(None),
         redact_secrets,
         structlog.processors.KeyValueRenderer(
             key_order=["timestamp", "level", "event", "logger"], drop_missing=True
@@ -97,7 +143,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         foreign_pre_chain=_pre_chain(),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            *_renderers(settings.log_format),
+            *_renderers(settings.log_format, settings.project_id),
         ],
     )
     handler = logging.StreamHandler(stream)

@@ -25,6 +25,11 @@ from quart import Quart
 from assistant_service.entrypoints.composition import services_from_settings
 from assistant_service.entrypoints.http.app import create_app, edge_state
 from assistant_service.entrypoints.logs import configure_logging
+from assistant_service.entrypoints.metrics_server import (
+    serve_metrics_port,
+    shared_metrics_directory,
+    worker_ended,
+)
 from assistant_service.entrypoints.settings import (
     Settings,
     SettingsError,
@@ -129,10 +134,16 @@ def run_server(settings: Settings, *, host: str, port: int, workers: int = 1) ->
             "STATE_STORE=firestore (STATE_STORE=memory keeps conversations in one process)"
         )
     config = hypercorn_config(settings, host, port)
-    if workers <= 1:
-        asyncio.run(serve(settings, config))
-        return 0
-    return _run_workers(config, workers)
+    with shared_metrics_directory(settings, workers):
+        stop_metrics = serve_metrics_port(settings, host)
+        try:
+            if workers <= 1:
+                asyncio.run(serve(settings, config))
+                return 0
+            return _run_workers(config, workers)
+        finally:
+            if stop_metrics is not None:
+                stop_metrics()
 
 
 def _run_workers(config: Config, workers: int) -> int:
@@ -155,6 +166,7 @@ def _run_workers(config: Config, workers: int) -> int:
     signal.signal(signal.SIGINT, request_stop)
     for process in processes:
         process.join()
+        worker_ended(process.pid)
     for sock in sockets.insecure_sockets:
         sock.close()
     return max((process.exitcode or 0) for process in processes)

@@ -65,6 +65,11 @@ class ResponsesState(str, enum.Enum):
     LOCAL = "local"
 
 
+class Switch(str, enum.Enum):
+    ON = "on"
+    OFF = "off"
+
+
 class StateStoreKind(str, enum.Enum):
     MEMORY = "memory"
     REDIS = "redis"
@@ -138,6 +143,10 @@ class Settings:
     graceful_timeout: float = 8.0
     ws_ping_interval: float = 20.0
     ws_idle_timeout: float = 300.0
+    # Prometheus metrics (when prometheus-client is installed): on /metrics, or
+    # on a port of their own with METRICS_PORT. Traces are configured by OTEL_*.
+    metrics: Switch = Switch.ON
+    metrics_port: int | None = None
 
     @property
     def production(self) -> bool:
@@ -173,6 +182,7 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "config_cache_ttl": (lambda v: v >= 0, "a number of seconds, 0 or more"),
     "secret_cache_ttl": (lambda v: v >= 0, "a number of seconds, 0 or more"),
     "port": (lambda v: 0 <= v <= 65_535, "a port number from 0 to 65535"),
+    "metrics_port": (lambda v: 0 < v <= 65_535, "a port number from 1 to 65535"),
     "max_body_bytes": (lambda v: v > 0, "a positive number of bytes"),
     "max_message_length": (lambda v: v > 0, "a positive number of characters"),
     "max_ws_message_bytes": (lambda v: v > 0, "a positive number of bytes"),
@@ -301,7 +311,15 @@ def _state_store_problems(settings: Settings) -> list[str]:
 
 _SECRET_FIELDS = frozenset({"openai_api_key", "redis_url"})
 _LOWERCASE = frozenset(
-    {"environment", "log_format", "stream", "llm_backend", "responses_state", "state_store"}
+    {
+        "environment",
+        "log_format",
+        "stream",
+        "llm_backend",
+        "responses_state",
+        "state_store",
+        "metrics",
+    }
 )
 
 

@@ -8,11 +8,9 @@ from assistant_service.entrypoints.http.backpressure import (
     bound_request_bodies,
     bound_websocket_frames,
 )
-from assistant_service.entrypoints.http.correlation import (
-    CorrelationMiddleware,
-    correlation_id_of,
-)
+from assistant_service.entrypoints.http.correlation import correlation_id_of
 from assistant_service.entrypoints.http.errors import register_error_handlers
+from assistant_service.entrypoints.http.observing import observed_asgi, register_observability
 from assistant_service.entrypoints.http.routes import register_routes
 from assistant_service.entrypoints.http.runs import background_runner
 from assistant_service.entrypoints.http.services import Services
@@ -52,6 +50,7 @@ def create_app(services: Services) -> Quart:
             await close()
 
     register_routes(app, services, state)
+    register_observability(app, services.observability)
 
     @app.websocket("/stream")
     async def stream() -> Response | None:
@@ -69,7 +68,7 @@ def create_app(services: Services) -> Quart:
         await session.serve()
         return None
 
-    app.asgi_app = CorrelationMiddleware(app.asgi_app, stopping=state.stopping)  # type: ignore[assignment,method-assign]
+    app.asgi_app = observed_asgi(app, services.observability, stopping=state.stopping)  # type: ignore[assignment,method-assign]
     return app
 
 

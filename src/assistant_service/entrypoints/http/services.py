@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 
 from assistant_service.application.service import AssistantService
+from assistant_service.entrypoints.observability import Observability
 from assistant_service.entrypoints.settings import Settings
 from assistant_service.ports.config import AssistantConfigRepository
 from assistant_service.ports.conversations import StateStoreHealth
@@ -33,3 +34,5 @@ class Services:
     state: StateStoreHealth | None = None
     required_secrets: tuple[str, ...] = ()
     closers: tuple[Closer, ...] = ()
+    # Metrics and traces: the observer the assistant reports to, and what the edge serves.
+    observability: Observability = Observability()

@@ -14,6 +14,7 @@ from assistant_service.adapters.llm.openai._client import (
     log_upstream_call,
     translate_openai_errors,
 )
+from assistant_service.adapters.observability import upstream
 from assistant_service.domain.errors import AssistantServiceError, UpstreamError
 
 log = structlog.get_logger("assistant_service.llm")
@@ -25,7 +26,7 @@ T = TypeVar("T")
 def upstream_call(
     backend: str, operation: str, *, not_found: tuple[str, str] | None = None, **fields: Any
 ) -> Iterator[None]:
-    """Log one upstream call with the correlation id, and translate its errors.
+    """Log and report one upstream call with the correlation id, and translate its errors.
 
     Inside, vendor exceptions become ``UpstreamError``/``UpstreamUnavailableError``
     (a 404 becomes ``NotFoundError(*not_found)`` when given); one log line says
@@ -43,7 +44,9 @@ def upstream_call(
         outcome = "abandoned"  # cancelled, or the caller stopped reading the stream
         raise
     finally:
-        duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        seconds = time.perf_counter() - started
+        upstream.report(backend, operation, outcome, seconds)
+        duration_ms = round(seconds * 1000, 1)
         log_upstream_call(
             operation, backend=backend, outcome=outcome, duration_ms=duration_ms, **fields
         )

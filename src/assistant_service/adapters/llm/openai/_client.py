@@ -24,6 +24,7 @@ from assistant_service.adapters.llm.openai._errors import (
     status_error,
     translate_openai_errors,
 )
+from assistant_service.adapters.observability.propagation import trace_headers
 from assistant_service.domain.secrets import Secret
 
 __all__ = [
@@ -80,9 +81,16 @@ def make_openai_client(
 
 
 def upstream_headers() -> dict[str, str]:
-    """Per-request headers for the SDK's ``extra_headers``: the correlation id, when bound."""
+    """Per-request headers for the SDK's ``extra_headers``.
+
+    The correlation id, when bound, and the trace context (``traceparent``) when
+    OpenTelemetry is installed and a span is current.
+    """
+    headers = trace_headers()
     current = current_correlation_id()
-    return {CORRELATION_HEADER: current} if current is not None else {}
+    if current is not None:
+        headers[CORRELATION_HEADER] = current
+    return headers
 
 
 def log_upstream_call(operation: str, **fields: object) -> None:

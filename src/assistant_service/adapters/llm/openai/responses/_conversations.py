@@ -41,11 +41,14 @@ from assistant_service.adapters.llm.openai.responses._state import (
     step_items,
     unanswered_calls,
 )
+from assistant_service.adapters.observability import upstream
 from assistant_service.domain.errors import NotFoundError
 from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import AssistantProfile, Conversation, Message
 from assistant_service.domain.steps import StepInput
 from assistant_service.ports.run_state import PendingCalls
+
+BACKEND = "responses"
 
 MAX_HISTORY_ITEMS = 10_000
 # How far back to look for unanswered calls: the last turn's items, at most.
@@ -65,7 +68,7 @@ class ServerConversations:
     ) -> Conversation:
         tags = tagged_metadata(profile.id, metadata)
         log_upstream_call("conversations.create", assistant_id=profile.id)
-        with translate_openai_errors():
+        with upstream.reported(BACKEND, "conversations.create"), translate_openai_errors():
             created = await self._client.conversations.create(
                 metadata=tags, extra_headers=upstream_headers()
             )
@@ -78,7 +81,10 @@ class ServerConversations:
         if known is not None:
             return known
         log_upstream_call("conversations.retrieve", conversation_id=conversation_id)
-        with translate_openai_errors(not_found=("conversation", conversation_id)):
+        with (
+            upstream.reported(BACKEND, "conversations.retrieve"),
+            translate_openai_errors(not_found=("conversation", conversation_id)),
+        ):
             found = await self._client.conversations.retrieve(
                 conversation_id, extra_headers=upstream_headers()
             )
@@ -140,7 +146,10 @@ class ServerConversations:
     ) -> list[dict[str, Any]]:
         log_upstream_call("conversations.items.list", conversation_id=conversation_id)
         items: list[dict[str, Any]] = []
-        with translate_openai_errors(not_found=("conversation", conversation_id)):
+        with (
+            upstream.reported(BACKEND, "conversations.items.list"),
+            translate_openai_errors(not_found=("conversation", conversation_id)),
+        ):
             pages = self._client.conversations.items.list(
                 conversation_id, order=order, limit=100, extra_headers=upstream_headers()
             )

@@ -35,6 +35,7 @@ from assistant_service.adapters.llm.openai.responses._conversations import Serve
 from assistant_service.adapters.llm.openai.responses._events import ResponseStepTranslator
 from assistant_service.adapters.llm.openai.responses._local import LocalConversations
 from assistant_service.adapters.llm.openai.responses._state import PreparedStep, ResponsesState
+from assistant_service.adapters.observability import upstream
 from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.domain.errors import (
     ConfigurationError,
@@ -151,7 +152,7 @@ class OpenAIResponsesModel:
         tools: Sequence[ToolSpec],
         step_kind: str,
     ) -> Any:
-        with translate_openai_errors():
+        with upstream.reported(BACKEND, "responses.create"), translate_openai_errors():
             try:
                 return await self._create(conversation, profile, prepared, tools, step_kind)
             except openai.BadRequestError:
