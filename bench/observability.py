@@ -65,7 +65,7 @@ def service(observer: Observer) -> AssistantService:
     model = ScriptedModel(responder=respond)
     return AssistantService(
         model=model,
-        run_lock=model.store,
+        state=model.store,
         configs=InMemoryConfigRepository.of(profile),
         tools=registry,
         default_assistant_id="bench",

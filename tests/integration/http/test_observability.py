@@ -62,7 +62,7 @@ def services(
     configs = InMemoryConfigRepository.of(profile)
     assistant = AssistantService(
         model=model,
-        run_lock=model.store,
+        state=model.store,
         configs=configs,
         tools=registry,
         default_assistant_id=profile.id,
@@ -268,7 +268,7 @@ async def test_metrics_are_not_served_on_the_main_port_when_off_or_on_their_own(
     services = Services(
         assistant=AssistantService(
             model=ScriptedModel(),
-            run_lock=ScriptedModel().store,
+            state=ScriptedModel().store,
             configs=InMemoryConfigRepository.of(),
             tools=FunctionToolRegistry(),
         ),
