@@ -1,0 +1,396 @@
+"""Several ``assistant-service serve`` processes on one shared store (Redis, Firestore).
+
+Every instance is a real process (``python -m assistant_service.entrypoints.cli
+serve``) on the ``chat`` backend, talking to the loopback fake OpenAI server
+of this test process; the fake records what each instance sent the model. The
+assistant ``slow`` has one tool, ``slow.hold``, which waits for a gate file to
+appear: a run can be caught mid-tool, killed there, or have its store taken
+away there.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import httpx2
+import pytest
+
+import assistant_service
+from assistant_service.domain.tools import INTERRUPTED_OUTPUT
+from fakeopenai import API_KEY, FakeOpenAI, start_fake_openai
+from fakeopenai.chat import ChatScript, chat_calls, chat_reply
+from support.servers import FIRESTORE_PROJECT, free_port
+
+SOURCE = str(Path(assistant_service.__file__).parent.parent)
+SERVE = (sys.executable, "-m", "assistant_service.entrypoints.cli", "serve")
+HOLD = "slow__hold"  # the tool's name on the wire
+LEASE_TTL = 2  # RUN_LOCK_TTL of every instance, in seconds
+WAIT = 15.0  # the longest any single wait of these tests may take
+
+TOOLS_PY = '''
+import time
+from pathlib import Path
+
+from assistant_service.adapters.tools import tool
+
+HERE = Path({here!r})
+
+
+@tool
+def hold(seconds: float) -> str:
+    """Wait until the gate file appears, at most ``seconds``.
+
+    Args:
+        seconds: The longest to wait.
+    """
+    (HERE / "started").touch()
+    deadline = time.monotonic() + seconds
+    while not (HERE / "gate").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return "held"
+'''
+
+
+@attrs.define
+class Instance:
+    """One server process, its URL and its log file."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def client(self) -> httpx2.Client:
+        return httpx2.Client(base_url=self.url, timeout=WAIT)
+
+    def kill(self) -> None:
+        """SIGKILL: no lease released, no reply sent."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=WAIT)
+
+    def stop(self) -> None:
+        """SIGTERM, as a host stops an instance, then wait for the exit."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=WAIT)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+@attrs.define
+class Tool:
+    """The gate and the start marker of ``slow.hold``."""
+
+    folder: Path
+
+    @property
+    def started(self) -> bool:
+        return (self.folder / "started").exists()
+
+    def reset(self) -> None:
+        (self.folder / "started").unlink(missing_ok=True)
+        (self.folder / "gate").unlink(missing_ok=True)
+
+    def open_gate(self) -> None:
+        (self.folder / "gate").touch()
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    fake = start_fake_openai()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def chat(fake_openai: FakeOpenAI) -> ChatScript:
+    return fake_openai.extensions["chat"]
+
+
+@pytest.fixture
+def assistants_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "assistants"
+    spec = root / "slow"
+    spec.mkdir(parents=True)
+    profile = {
+        "model": "fake-model",
+        "instructions": "Be brief.",
+        "tools": ["hold"],
+        "limits": {"tool_timeout": 30.0},
+    }
+    (spec / "profile.json").write_text(json.dumps(profile))
+    (spec / "tools.py").write_text(TOOLS_PY.format(here=str(tmp_path)))
+    return root
+
+
+@pytest.fixture
+def hold_tool(tmp_path: Path) -> Tool:
+    return Tool(tmp_path)
+
+
+@pytest.fixture(params=["redis", "firestore"])
+def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The variables that put an instance on the shared store, apart from other tests."""
+    if request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        prefix = f"e2e-shared-{uuid.uuid4().hex[:8]}:"
+        return {"STATE_STORE": "redis", "REDIS_URL": server.url, "REDIS_KEY_PREFIX": prefix}
+    host = request.getfixturevalue("firestore_emulator")
+    # Conversation ids are random: tests on one emulator do not meet.
+    return {
+        "STATE_STORE": "firestore",
+        "FIRESTORE_EMULATOR_HOST": host,
+        "PROJECT_ID": FIRESTORE_PROJECT,
+    }
+
+
+StartInstances = Callable[..., list[Instance]]
+
+
+@pytest.fixture
+def start_instances(
+    tmp_path: Path, fake_openai: FakeOpenAI, assistants_dir: Path
+) -> Iterator[StartInstances]:
+    """``start_instances(store_env, count=2)``: that many ready instances, all killed afterwards."""
+    started: list[Instance] = []
+
+    def start(store: dict[str, str], count: int = 2) -> list[Instance]:
+        batch = []
+        for _ in range(count):
+            port = free_port()
+            env = {
+                **store,
+                "PATH": os.environ.get("PATH", ""),
+                "PYTHONPATH": SOURCE,
+                "LLM_BACKEND": "chat",
+                "OPENAI_API_KEY": API_KEY,
+                "OPENAI_BASE_URL": fake_openai.base_url,
+                "OPENAI_MAX_RETRIES": "0",
+                "OPENAI_TIMEOUT": "10",
+                "ASSISTANTS_DIR": str(assistants_dir),
+                "ASSISTANT_ID": "slow",
+                "RUN_LOCK_TTL": str(LEASE_TTL),
+                "GRACEFUL_TIMEOUT": "2",
+                "LOG_FORMAT": "keyvalue",
+                "PORT": str(port),
+            }
+            log = tmp_path / f"instance-{len(started)}.log"
+            with log.open("wb") as output:
+                process = subprocess.Popen(
+                    [*SERVE, "--host", "127.0.0.1"],
+                    env=env,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            instance = Instance(f"http://127.0.0.1:{port}", process, log)
+            started.append(instance)
+            batch.append(instance)
+        for instance in batch:  # started together, waited for in turn
+            _wait_healthy(instance)
+        return batch
+
+    try:
+        yield start
+    finally:
+        for instance in started:
+            instance.kill()
+
+
+def _wait_healthy(instance: Instance) -> None:
+    deadline = time.monotonic() + 30
+    with httpx2.Client(base_url=instance.url, timeout=2) as client:
+        while True:
+            with contextlib.suppress(httpx2.TransportError):
+                if client.get("/healthz").status_code == 200:
+                    return
+            if instance.process.poll() is not None or time.monotonic() > deadline:
+                instance.kill()
+                pytest.fail(f"the instance did not start:\n{instance.logs()}")
+            time.sleep(0.05)
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def in_background(call: Callable[[], Any]) -> Iterator[concurrent.futures.Future[Any]]:
+    """Run ``call`` in a thread (a request that stays open while the test goes on)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool.submit(call)
+
+
+def start_thread(instance: Instance) -> str:
+    with instance.client() as client:
+        response = client.get("/start")
+    assert response.status_code == 200, response.text
+    return str(response.json()["thread_id"])
+
+
+def post_chat(instance: Instance, thread_id: str, message: str) -> httpx2.Response:
+    with instance.client() as client:
+        return client.post("/chat", json={"thread_id": thread_id, "message": message})
+
+
+def say(instance: Instance, thread_id: str, message: str) -> dict[str, Any]:
+    response = post_chat(instance, thread_id, message)
+    assert response.status_code == 200, f"{response.text}\n{instance.logs()}"
+    return dict(response.json())
+
+
+def history(instance: Instance, thread_id: str) -> list[tuple[str, str]]:
+    with instance.client() as client:
+        response = client.get(f"/threads/{thread_id}/messages", params={"limit": 100})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["has_more"] is False
+    return [(message["role"], message["text"]) for message in body["messages"]]
+
+
+def sent_messages(fake: FakeOpenAI) -> list[dict[str, Any]]:
+    """The messages of the latest request the model received (the system message left out)."""
+    body = fake.requests_to("chat.completions.create")[-1].body
+    return [message for message in body["messages"] if message["role"] != "system"]
+
+
+def error_code(response: httpx2.Response) -> str:
+    return str(response.json()["error"]["code"])
+
+
+def hold_call(call_id: str, seconds: float = 20) -> tuple[str, str, str]:
+    return (call_id, HOLD, json.dumps({"seconds": seconds}))
+
+
+def test_a_conversation_started_on_one_instance_continues_on_another(
+    store_env, start_instances, fake_openai, chat
+):
+    a, b = start_instances(store_env)
+    thread_id = start_thread(a)
+    chat.play(chat_reply("Hello from A."))
+    assert say(a, thread_id, "first, on A")["responses"] == ["Hello from A."]
+    chat.play(chat_reply("Hello from B."))
+    assert say(b, thread_id, "second, on B")["responses"] == ["Hello from B."]
+    assert sent_messages(fake_openai) == [
+        {"role": "user", "content": "first, on A"},
+        {"role": "assistant", "content": "Hello from A."},
+        {"role": "user", "content": "second, on B"},
+    ]
+    expected = [
+        ("user", "first, on A"),
+        ("assistant", "Hello from A."),
+        ("user", "second, on B"),
+        ("assistant", "Hello from B."),
+    ]
+    assert history(b, thread_id) == expected
+    assert history(a, thread_id) == expected
+
+
+def test_a_second_run_on_another_instance_is_a_conflict(
+    store_env, start_instances, fake_openai, chat, hold_tool
+):
+    a, b = start_instances(store_env)
+    thread_id = start_thread(a)
+    chat.play(chat_calls(hold_call("call_held")), chat_reply("Held and done."))
+    with in_background(lambda: post_chat(a, thread_id, "hold on A")) as running:
+        wait_until(lambda: hold_tool.started, "the tool to start on A")
+        conflict = post_chat(b, thread_id, "meanwhile, on B")
+        assert conflict.status_code == 409, conflict.text
+        assert error_code(conflict) == "conflict"
+        with b.client() as client:  # the history is readable meanwhile
+            assert client.get(f"/threads/{thread_id}/messages").status_code == 200
+        hold_tool.open_gate()
+        done = running.result(timeout=WAIT)
+    assert done.status_code == 200, done.text
+    assert done.json()["responses"] == ["Held and done."]
+    # Released at the run's end: B runs the next turn at once.
+    chat.play(chat_reply("Now B."))
+    assert say(b, thread_id, "now, on B")["responses"] == ["Now B."]
+    assert history(b, thread_id)[-2:] == [("user", "now, on B"), ("assistant", "Now B.")]
+
+
+def test_an_instance_killed_mid_run_leaves_a_conversation_another_repairs(
+    store_env, start_instances, fake_openai, chat, hold_tool
+):
+    a, b = start_instances(store_env)
+    thread_id = start_thread(a)
+    chat.play(chat_reply("Hi."))
+    say(a, thread_id, "hello")
+    chat.play(chat_calls(hold_call("call_killed")))
+    with in_background(lambda: post_chat(a, thread_id, "hold on A")) as running:
+        wait_until(lambda: hold_tool.started, "the tool to start on A")
+        a.kill()
+        killed_at = time.monotonic()
+        with pytest.raises(httpx2.TransportError):
+            running.result(timeout=WAIT)
+    # A's lease outlives A until its ttl.
+    conflict = post_chat(b, thread_id, "right after, on B")
+    assert conflict.status_code == 409, conflict.text
+    assert error_code(conflict) == "conflict"
+    chat.play(chat_reply("Recovered on B."))
+    while (response := post_chat(b, thread_id, "again, on B")).status_code == 409:
+        assert time.monotonic() - killed_at < LEASE_TTL + 5, "the lease never lapsed"
+        time.sleep(0.1)
+    assert response.status_code == 200, f"{response.text}\n{b.logs()}"
+    assert response.json()["responses"] == ["Recovered on B."]
+    # The call A left unanswered is answered as interrupted, right after it.
+    messages = sent_messages(fake_openai)
+    [position] = [i for i, m in enumerate(messages) if m.get("tool_calls")]
+    assert messages[position]["tool_calls"][0]["id"] == "call_killed"
+    assert messages[position + 1 :] == [
+        {"role": "tool", "tool_call_id": "call_killed", "content": INTERRUPTED_OUTPUT},
+        {"role": "user", "content": "again, on B"},
+    ]
+    assert history(b, thread_id) == [
+        ("user", "hello"),
+        ("assistant", "Hi."),
+        ("user", "hold on A"),
+        ("user", "again, on B"),
+        ("assistant", "Recovered on B."),
+    ]
+
+
+def test_every_instance_restarted_loses_nothing(store_env, start_instances, fake_openai, chat):
+    a, b = start_instances(store_env)
+    thread_id = start_thread(a)
+    chat.play(chat_reply("One."), chat_reply("Two."))
+    say(a, thread_id, "turn 1, on A")
+    say(b, thread_id, "turn 2, on B")
+    before = history(a, thread_id)
+    a.stop()
+    b.stop()
+    assert (a.process.returncode, b.process.returncode) == (0, 0), a.logs() + b.logs()
+    c, d = start_instances(store_env)
+    assert history(c, thread_id) == before
+    chat.play(chat_reply("Three."))
+    assert say(d, thread_id, "turn 3, on D")["responses"] == ["Three."]
+    assert [m["content"] for m in sent_messages(fake_openai)] == [
+        "turn 1, on A",
+        "One.",
+        "turn 2, on B",
+        "Two.",
+        "turn 3, on D",
+    ]
+    assert history(c, thread_id) == [*before, ("user", "turn 3, on D"), ("assistant", "Three.")]
