@@ -31,7 +31,7 @@ import assistant_service
 from assistant_service.domain.tools import INTERRUPTED_OUTPUT
 from fakeopenai import API_KEY, FakeOpenAI, start_fake_openai
 from fakeopenai.chat import ChatScript, chat_calls, chat_reply
-from support.servers import FIRESTORE_PROJECT, free_port
+from support.servers import FIRESTORE_PROJECT, RedisServer, free_port
 
 SOURCE = str(Path(assistant_service.__file__).parent.parent)
 SERVE = (sys.executable, "-m", "assistant_service.entrypoints.cli", "serve")
@@ -394,3 +394,105 @@ def test_every_instance_restarted_loses_nothing(store_env, start_instances, fake
         "turn 3, on D",
     ]
     assert history(c, thread_id) == [*before, ("user", "turn 3, on D"), ("assistant", "Three.")]
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test alone (it stops it), keeping its data across a restart."""
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(data_dir=tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def redis_env(server: RedisServer) -> dict[str, str]:
+    return {"STATE_STORE": "redis", "REDIS_URL": server.url, "REDIS_KEY_PREFIX": "outage:"}
+
+
+def readiness(instance: Instance) -> tuple[int, dict[str, str]]:
+    with instance.client() as client:
+        response = client.get("/readyz")
+    return response.status_code, dict(response.json()["checks"])
+
+
+def stream_events(instance: Instance, thread_id: str, message: str) -> list[dict[str, Any]]:
+    """The events of a run streamed as server-sent events, until the server ends the stream."""
+    headers = {"Accept": "text/event-stream"}
+    body = {"thread_id": thread_id, "message": message}
+    with (
+        instance.client() as client,
+        client.stream("POST", "/chat", json=body, headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        lines = list(response.iter_lines())
+    return [json.loads(line.removeprefix("data: ")) for line in lines if line.startswith("data: ")]
+
+
+def test_redis_gone_between_turns_is_a_503_and_the_same_instance_recovers(
+    own_redis, start_instances, fake_openai, chat
+):
+    [a] = start_instances(redis_env(own_redis), count=1)
+    thread_id = start_thread(a)
+    chat.play(chat_reply("Before."))
+    say(a, thread_id, "before the outage")
+    own_redis.stop()
+    started = time.monotonic()
+    response = post_chat(a, thread_id, "during the outage")
+    assert time.monotonic() - started < WAIT
+    assert response.status_code == 503, response.text
+    assert error_code(response) == "state_store_unavailable"
+    with a.client() as client:
+        assert client.get("/start").status_code == 503
+        assert client.get(f"/threads/{thread_id}/messages").status_code == 503
+    status, checks = readiness(a)
+    assert status == 503
+    assert checks["state_store"] == "state_store_unavailable"
+    own_redis.start()
+    wait_until(lambda: readiness(a)[0] == 200, "/readyz to recover")
+    chat.play(chat_reply("After."))
+    assert say(a, thread_id, "after the outage")["responses"] == ["After."]
+    assert [m["content"] for m in sent_messages(fake_openai)] == [
+        "before the outage",
+        "Before.",
+        "after the outage",
+    ]
+    assert history(a, thread_id)[-2:] == [("user", "after the outage"), ("assistant", "After.")]
+
+
+def test_redis_gone_mid_run_ends_the_stream_with_an_error_and_the_run_is_repaired_after(
+    own_redis, start_instances, fake_openai, chat, hold_tool
+):
+    a, b = start_instances(redis_env(own_redis))
+    thread_id = start_thread(a)
+    chat.play(chat_calls(hold_call("call_cut")))
+    with in_background(lambda: stream_events(a, thread_id, "hold on A")) as running:
+        wait_until(lambda: hold_tool.started, "the tool to start on A")
+        own_redis.stop()
+        events = running.result(timeout=WAIT)
+    hold_tool.open_gate()
+    types = [event["type"] for event in events]
+    assert types[0] == "run.started"
+    assert "tool_call.started" in types
+    # The run's failure, as the stream carries it: an ``error`` event, then the end.
+    assert types[-1] == "error", events
+    assert events[-1]["code"] == "state_store_unavailable", events
+    for instance in (a, b):
+        status, checks = readiness(instance)
+        assert (status, checks["state_store"]) == (503, "state_store_unavailable")
+    own_redis.start()
+    # The same processes serve the conversation again, once A's lease has lapsed.
+    chat.play(chat_reply("Back."))
+    deadline = time.monotonic() + LEASE_TTL + 5
+    while (response := post_chat(b, thread_id, "after the outage")).status_code in {409, 503}:
+        assert time.monotonic() < deadline, response.text
+        time.sleep(0.1)
+    assert response.status_code == 200, f"{response.text}\n{b.logs()}"
+    assert response.json()["responses"] == ["Back."]
+    assert sent_messages(fake_openai)[-2:] == [
+        {"role": "tool", "tool_call_id": "call_cut", "content": INTERRUPTED_OUTPUT},
+        {"role": "user", "content": "after the outage"},
+    ]
+    assert readiness(a)[0] == 200
