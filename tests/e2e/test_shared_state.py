@@ -111,7 +111,60 @@ class Tool:
         (self.folder / "gate").touch()
 
 
-@pytest.fixture
+@attrs.define
+class Launcher:
+    """Starts instances on a store, all against one fake OpenAI, with one assistants directory."""
+
+    openai_url: str
+    assistants_dir: Path
+    logs: Path
+    started: list[Instance] = attrs.field(factory=list)
+
+    def start(self, store: dict[str, str], count: int = 2) -> list[Instance]:
+        """``count`` instances on ``store``, started together, once each answers ``/healthz``."""
+        batch = [self._spawn(store) for _ in range(count)]
+        for instance in batch:
+            _wait_healthy(instance)
+        return batch
+
+    def _spawn(self, store: dict[str, str]) -> Instance:
+        port = free_port()
+        env = {
+            **store,
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": SOURCE,
+            "LLM_BACKEND": "chat",
+            "OPENAI_API_KEY": API_KEY,
+            "OPENAI_BASE_URL": self.openai_url,
+            "OPENAI_MAX_RETRIES": "0",
+            "OPENAI_TIMEOUT": "10",
+            "ASSISTANTS_DIR": str(self.assistants_dir),
+            "ASSISTANT_ID": "slow",
+            "RUN_LOCK_TTL": str(LEASE_TTL),
+            "GRACEFUL_TIMEOUT": "2",
+            "LOG_FORMAT": "keyvalue",
+            "PORT": str(port),
+        }
+        log = self.logs / f"instance-{len(self.started)}.log"
+        # A file, not a pipe: nobody reads a pipe while the test runs, and a full one blocks.
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [*SERVE, "--host", "127.0.0.1"],
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        instance = Instance(f"http://127.0.0.1:{port}", process, log)
+        self.started.append(instance)
+        return instance
+
+    def kill_all(self) -> None:
+        for instance in self.started:
+            instance.kill()
+
+
+@pytest.fixture(scope="module")
 def fake_openai() -> Iterator[FakeOpenAI]:
     fake = start_fake_openai()
     try:
@@ -122,13 +175,16 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def chat(fake_openai: FakeOpenAI) -> ChatScript:
-    return fake_openai.extensions["chat"]
+    script: ChatScript = fake_openai.extensions["chat"]
+    script.steps.clear()  # nothing left over from a test before
+    return script
 
 
-@pytest.fixture
-def assistants_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "assistants"
-    spec = root / "slow"
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The assistants directory, the tool's gate and the instances' logs."""
+    root = tmp_path_factory.mktemp("shared-state")
+    spec = root / "assistants" / "slow"
     spec.mkdir(parents=True)
     profile = {
         "model": "fake-model",
@@ -137,16 +193,19 @@ def assistants_dir(tmp_path: Path) -> Path:
         "limits": {"tool_timeout": 30.0},
     }
     (spec / "profile.json").write_text(json.dumps(profile))
-    (spec / "tools.py").write_text(TOOLS_PY.format(here=str(tmp_path)))
+    (spec / "tools.py").write_text(TOOLS_PY.format(here=str(root)))
     return root
 
 
 @pytest.fixture
-def hold_tool(tmp_path: Path) -> Tool:
-    return Tool(tmp_path)
+def hold_tool(workspace: Path) -> Iterator[Tool]:
+    tool = Tool(workspace)
+    tool.reset()
+    yield tool
+    tool.open_gate()  # a tool still waiting in a live process returns
 
 
-@pytest.fixture(params=["redis", "firestore"])
+@pytest.fixture(scope="module", params=["redis", "firestore"])
 def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
     """The variables that put an instance on the shared store, apart from other tests."""
     if request.param == "redis":
@@ -162,56 +221,38 @@ def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
     }
 
 
+@pytest.fixture(scope="module")
+def launcher(fake_openai: FakeOpenAI, workspace: Path) -> Iterator[Launcher]:
+    launcher = Launcher(fake_openai.base_url, workspace / "assistants", workspace)
+    try:
+        yield launcher
+    finally:
+        launcher.kill_all()
+
+
+@pytest.fixture(scope="module")
+def pair(launcher: Launcher, store_env: dict[str, str]) -> list[Instance]:
+    """Two instances on the store, shared by the tests that leave them as they found them."""
+    return launcher.start(store_env)
+
+
 StartInstances = Callable[..., list[Instance]]
 
 
 @pytest.fixture
-def start_instances(
-    tmp_path: Path, fake_openai: FakeOpenAI, assistants_dir: Path
-) -> Iterator[StartInstances]:
-    """``start_instances(store_env, count=2)``: that many ready instances, all killed afterwards."""
-    started: list[Instance] = []
+def start_instances(launcher: Launcher) -> Iterator[StartInstances]:
+    """``start_instances(store_env, count=2)``: instances of this test alone, killed after it."""
+    mine: list[Instance] = []
 
     def start(store: dict[str, str], count: int = 2) -> list[Instance]:
-        batch = []
-        for _ in range(count):
-            port = free_port()
-            env = {
-                **store,
-                "PATH": os.environ.get("PATH", ""),
-                "PYTHONPATH": SOURCE,
-                "LLM_BACKEND": "chat",
-                "OPENAI_API_KEY": API_KEY,
-                "OPENAI_BASE_URL": fake_openai.base_url,
-                "OPENAI_MAX_RETRIES": "0",
-                "OPENAI_TIMEOUT": "10",
-                "ASSISTANTS_DIR": str(assistants_dir),
-                "ASSISTANT_ID": "slow",
-                "RUN_LOCK_TTL": str(LEASE_TTL),
-                "GRACEFUL_TIMEOUT": "2",
-                "LOG_FORMAT": "keyvalue",
-                "PORT": str(port),
-            }
-            log = tmp_path / f"instance-{len(started)}.log"
-            with log.open("wb") as output:
-                process = subprocess.Popen(
-                    [*SERVE, "--host", "127.0.0.1"],
-                    env=env,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
-            instance = Instance(f"http://127.0.0.1:{port}", process, log)
-            started.append(instance)
-            batch.append(instance)
-        for instance in batch:  # started together, waited for in turn
-            _wait_healthy(instance)
+        batch = launcher.start(store, count)
+        mine.extend(batch)
         return batch
 
     try:
         yield start
     finally:
-        for instance in started:
+        for instance in mine:
             instance.kill()
 
 
@@ -284,10 +325,8 @@ def hold_call(call_id: str, seconds: float = 20) -> tuple[str, str, str]:
     return (call_id, HOLD, json.dumps({"seconds": seconds}))
 
 
-def test_a_conversation_started_on_one_instance_continues_on_another(
-    store_env, start_instances, fake_openai, chat
-):
-    a, b = start_instances(store_env)
+def test_a_conversation_started_on_one_instance_continues_on_another(pair, fake_openai, chat):
+    a, b = pair
     thread_id = start_thread(a)
     chat.play(chat_reply("Hello from A."))
     assert say(a, thread_id, "first, on A")["responses"] == ["Hello from A."]
@@ -308,10 +347,8 @@ def test_a_conversation_started_on_one_instance_continues_on_another(
     assert history(a, thread_id) == expected
 
 
-def test_a_second_run_on_another_instance_is_a_conflict(
-    store_env, start_instances, fake_openai, chat, hold_tool
-):
-    a, b = start_instances(store_env)
+def test_a_second_run_on_another_instance_is_a_conflict(pair, fake_openai, chat, hold_tool):
+    a, b = pair
     thread_id = start_thread(a)
     chat.play(chat_calls(hold_call("call_held")), chat_reply("Held and done."))
     with in_background(lambda: post_chat(a, thread_id, "hold on A")) as running:
@@ -382,18 +419,18 @@ def test_every_instance_restarted_loses_nothing(store_env, start_instances, fake
     a.stop()
     b.stop()
     assert (a.process.returncode, b.process.returncode) == (0, 0), a.logs() + b.logs()
-    c, d = start_instances(store_env)
+    [c] = start_instances(store_env, count=1)
     assert history(c, thread_id) == before
     chat.play(chat_reply("Three."))
-    assert say(d, thread_id, "turn 3, on D")["responses"] == ["Three."]
+    assert say(c, thread_id, "turn 3, on C")["responses"] == ["Three."]
     assert [m["content"] for m in sent_messages(fake_openai)] == [
         "turn 1, on A",
         "One.",
         "turn 2, on B",
         "Two.",
-        "turn 3, on D",
+        "turn 3, on C",
     ]
-    assert history(c, thread_id) == [*before, ("user", "turn 3, on D"), ("assistant", "Three.")]
+    assert history(c, thread_id) == [*before, ("user", "turn 3, on C"), ("assistant", "Three.")]
 
 
 @pytest.fixture
