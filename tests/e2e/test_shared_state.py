@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -499,23 +500,29 @@ def test_redis_gone_between_turns_is_a_503_and_the_same_instance_recovers(
     assert history(a, thread_id)[-2:] == [("user", "after the outage"), ("assistant", "After.")]
 
 
-def test_redis_gone_mid_run_ends_the_stream_with_an_error_and_the_run_is_repaired_after(
-    own_redis, start_instances, fake_openai, chat, hold_tool
+@pytest.mark.parametrize("streamed", [True, False], ids=["stream", "json"])
+def test_redis_gone_mid_run_is_a_clean_error_and_the_run_is_repaired_after(
+    own_redis, start_instances, fake_openai, chat, hold_tool, streamed
 ):
     a, b = start_instances(redis_env(own_redis))
     thread_id = start_thread(a)
     chat.play(chat_calls(hold_call("call_cut")))
-    with in_background(lambda: stream_events(a, thread_id, "hold on A")) as running:
+    run = functools.partial(stream_events if streamed else post_chat, a, thread_id, "hold on A")
+    with in_background(run) as running:
         wait_until(lambda: hold_tool.started, "the tool to start on A")
         own_redis.stop()
-        events = running.result(timeout=WAIT)
+        outcome = running.result(timeout=WAIT)
     hold_tool.open_gate()
-    types = [event["type"] for event in events]
-    assert types[0] == "run.started"
-    assert "tool_call.started" in types
-    # The run's failure, as the stream carries it: an ``error`` event, then the end.
-    assert types[-1] == "error", events
-    assert events[-1]["code"] == "state_store_unavailable", events
+    if streamed:
+        types = [event["type"] for event in outcome]
+        assert types[0] == "run.started"
+        assert "tool_call.started" in types
+        # The run's failure, as the stream carries it: an ``error`` event, then the end.
+        assert types[-1] == "error", outcome
+        assert outcome[-1]["code"] == "state_store_unavailable", outcome
+    else:
+        assert outcome.status_code == 503, outcome.text
+        assert error_code(outcome) == "state_store_unavailable"
     for instance in (a, b):
         status, checks = readiness(instance)
         assert (status, checks["state_store"]) == (503, "state_store_unavailable")
@@ -531,5 +538,14 @@ def test_redis_gone_mid_run_ends_the_stream_with_an_error_and_the_run_is_repaire
     assert sent_messages(fake_openai)[-2:] == [
         {"role": "tool", "tool_call_id": "call_cut", "content": INTERRUPTED_OUTPUT},
         {"role": "user", "content": "after the outage"},
+    ]
+    chat.play(chat_reply("And A."))
+    assert say(a, thread_id, "on A again")["responses"] == ["And A."]
+    assert history(a, thread_id) == [
+        ("user", "hold on A"),
+        ("user", "after the outage"),
+        ("assistant", "Back."),
+        ("user", "on A again"),
+        ("assistant", "And A."),
     ]
     assert readiness(a)[0] == 200
