@@ -410,6 +410,48 @@ def test_an_instance_killed_mid_run_leaves_a_conversation_another_repairs(
     ]
 
 
+def test_a_run_that_lost_its_lease_cannot_write_after_the_new_holder(
+    pair, fake_openai, chat, hold_tool
+):
+    a, b = pair
+    thread_id = start_thread(a)
+    chat.play(chat_calls(hold_call("call_paused")))
+    with in_background(lambda: post_chat(a, thread_id, "hold on A")) as running:
+        wait_until(lambda: hold_tool.started, "the tool to start on A")
+        # A stalls (a long pause, a partition) past its lease; B takes the conversation.
+        a.process.send_signal(signal.SIGSTOP)
+        try:
+            # B's turn; then A's late one, should A ask the model before it notices.
+            chat.play(chat_reply("B took over."), chat_reply("A, too late."))
+            deadline = time.monotonic() + LEASE_TTL + 5
+            while (response := post_chat(b, thread_id, "on B")).status_code == 409:
+                assert time.monotonic() < deadline, "the lease never lapsed"
+                time.sleep(0.1)
+            assert response.status_code == 200, response.text
+            hold_tool.open_gate()
+        finally:
+            a.process.send_signal(signal.SIGCONT)
+        late = running.result(timeout=WAIT)
+    # A wakes up to a lease that is not its own any more: its run ends, unwritten.
+    assert late.status_code == 409, f"{late.text}\n{a.logs()}"
+    assert error_code(late) == "lease_lost"
+    chat.steps.clear()
+    chat.play(chat_reply("Still B."))
+    say(b, thread_id, "again on B")
+    messages = sent_messages(fake_openai)
+    replies = [m for m in messages if m["role"] == "tool"]
+    assert replies == [
+        {"role": "tool", "tool_call_id": "call_paused", "content": INTERRUPTED_OUTPUT}
+    ]
+    assert [m["content"] for m in messages if m["role"] != "tool"][-4:] == [
+        None,  # A's call, as A wrote it before it stalled
+        "on B",
+        "B took over.",
+        "again on B",
+    ]
+    assert ("assistant", "A, too late.") not in history(b, thread_id)
+
+
 def test_every_instance_restarted_loses_nothing(store_env, start_instances, fake_openai, chat):
     a, b = start_instances(store_env)
     thread_id = start_thread(a)
