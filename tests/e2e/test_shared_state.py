@@ -81,14 +81,17 @@ class Instance:
             self.process.kill()
             self.process.wait(timeout=WAIT)
 
-    def stop(self) -> None:
-        """SIGTERM, as a host stops an instance, then wait for the exit."""
+    def terminate(self) -> None:
+        """SIGTERM, as a host stops an instance; :meth:`wait` for the exit."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                self.kill()
+
+    def wait(self) -> int:
+        try:
+            return self.process.wait(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
@@ -370,9 +373,10 @@ def test_a_second_run_on_another_instance_is_a_conflict(pair, fake_openai, chat,
 
 
 def test_an_instance_killed_mid_run_leaves_a_conversation_another_repairs(
-    store_env, start_instances, fake_openai, chat, hold_tool
+    store_env, start_instances, pair, fake_openai, chat, hold_tool
 ):
-    a, b = start_instances(store_env)
+    [a] = start_instances(store_env, count=1)  # to be killed
+    b = pair[1]
     thread_id = start_thread(a)
     chat.play(chat_reply("Hi."))
     say(a, thread_id, "hello")
@@ -459,9 +463,9 @@ def test_every_instance_restarted_loses_nothing(store_env, start_instances, fake
     say(a, thread_id, "turn 1, on A")
     say(b, thread_id, "turn 2, on B")
     before = history(a, thread_id)
-    a.stop()
-    b.stop()
-    assert (a.process.returncode, b.process.returncode) == (0, 0), a.logs() + b.logs()
+    for instance in (a, b):
+        instance.terminate()
+    assert (a.wait(), b.wait()) == (0, 0), a.logs() + b.logs()
     [c] = start_instances(store_env, count=1)
     assert history(c, thread_id) == before
     chat.play(chat_reply("Three."))
@@ -476,16 +480,29 @@ def test_every_instance_restarted_loses_nothing(store_env, start_instances, fake
     assert history(c, thread_id) == [*before, ("user", "turn 3, on C"), ("assistant", "Three.")]
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test alone (it stops it), keeping its data across a restart."""
-    (tmp_path / "redis").mkdir()
-    server = RedisServer(data_dir=tmp_path / "redis")
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server of these tests alone (they stop it), keeping its data across a restart."""
+    server = RedisServer(data_dir=tmp_path_factory.mktemp("redis"))
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def outage_pair(launcher: Launcher, own_redis: RedisServer) -> list[Instance]:
+    """Two instances on ``own_redis``, shared by the tests that take it away."""
+    return launcher.start(redis_env(own_redis))
+
+
+@pytest.fixture
+def redis_to_stop(own_redis: RedisServer) -> Iterator[RedisServer]:
+    """``own_redis`` for a test to stop; started again after it, should the test fail first."""
+    yield own_redis
+    if not own_redis.running:
+        own_redis.start()
 
 
 def redis_env(server: RedisServer) -> dict[str, str]:
@@ -512,13 +529,13 @@ def stream_events(instance: Instance, thread_id: str, message: str) -> list[dict
 
 
 def test_redis_gone_between_turns_is_a_503_and_the_same_instance_recovers(
-    own_redis, start_instances, fake_openai, chat
+    redis_to_stop, outage_pair, fake_openai, chat
 ):
-    [a] = start_instances(redis_env(own_redis), count=1)
+    a, _ = outage_pair
     thread_id = start_thread(a)
     chat.play(chat_reply("Before."))
     say(a, thread_id, "before the outage")
-    own_redis.stop()
+    redis_to_stop.stop()
     started = time.monotonic()
     response = post_chat(a, thread_id, "during the outage")
     assert time.monotonic() - started < WAIT
@@ -530,7 +547,7 @@ def test_redis_gone_between_turns_is_a_503_and_the_same_instance_recovers(
     status, checks = readiness(a)
     assert status == 503
     assert checks["state_store"] == "state_store_unavailable"
-    own_redis.start()
+    redis_to_stop.start()
     wait_until(lambda: readiness(a)[0] == 200, "/readyz to recover")
     chat.play(chat_reply("After."))
     assert say(a, thread_id, "after the outage")["responses"] == ["After."]
@@ -544,15 +561,15 @@ def test_redis_gone_between_turns_is_a_503_and_the_same_instance_recovers(
 
 @pytest.mark.parametrize("streamed", [True, False], ids=["stream", "json"])
 def test_redis_gone_mid_run_is_a_clean_error_and_the_run_is_repaired_after(
-    own_redis, start_instances, fake_openai, chat, hold_tool, streamed
+    redis_to_stop, outage_pair, fake_openai, chat, hold_tool, streamed
 ):
-    a, b = start_instances(redis_env(own_redis))
+    a, b = outage_pair
     thread_id = start_thread(a)
     chat.play(chat_calls(hold_call("call_cut")))
     run = functools.partial(stream_events if streamed else post_chat, a, thread_id, "hold on A")
     with in_background(run) as running:
         wait_until(lambda: hold_tool.started, "the tool to start on A")
-        own_redis.stop()
+        redis_to_stop.stop()
         outcome = running.result(timeout=WAIT)
     hold_tool.open_gate()
     if streamed:
@@ -568,7 +585,7 @@ def test_redis_gone_mid_run_is_a_clean_error_and_the_run_is_repaired_after(
     for instance in (a, b):
         status, checks = readiness(instance)
         assert (status, checks["state_store"]) == (503, "state_store_unavailable")
-    own_redis.start()
+    redis_to_stop.start()
     # The same processes serve the conversation again, once A's lease has lapsed.
     chat.play(chat_reply("Back."))
     deadline = time.monotonic() + LEASE_TTL + 5

@@ -114,6 +114,11 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://{HOST}:{self.port}/0"
 
+    @property
+    def running(self) -> bool:
+        """Whether it was started and not stopped since."""
+        return self._process is not None
+
     def start(self) -> None:
         """Start the server (on the same port as before) and wait until it answers."""
         require_servers_mark("redis-server")
