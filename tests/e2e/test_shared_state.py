@@ -27,6 +27,8 @@ from typing import Any
 import attrs
 import httpx2
 import pytest
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
 
 import assistant_service
 from assistant_service.domain.tools import INTERRUPTED_OUTPUT
@@ -535,28 +537,51 @@ def test_redis_gone_between_turns_is_a_503_and_the_same_instance_recovers(
     thread_id = start_thread(a)
     chat.play(chat_reply("Before."))
     say(a, thread_id, "before the outage")
-    redis_to_stop.stop()
-    started = time.monotonic()
-    response = post_chat(a, thread_id, "during the outage")
-    assert time.monotonic() - started < WAIT
-    assert response.status_code == 503, response.text
-    assert error_code(response) == "state_store_unavailable"
-    with a.client() as client:
-        assert client.get("/start").status_code == 503
-        assert client.get(f"/threads/{thread_id}/messages").status_code == 503
-    status, checks = readiness(a)
-    assert status == 503
-    assert checks["state_store"] == "state_store_unavailable"
-    redis_to_stop.start()
-    wait_until(lambda: readiness(a)[0] == 200, "/readyz to recover")
-    chat.play(chat_reply("After."))
-    assert say(a, thread_id, "after the outage")["responses"] == ["After."]
+    with ws_connect(a.url.replace("http://", "ws://") + "/stream", open_timeout=WAIT) as socket:
+        redis_to_stop.stop()
+        started = time.monotonic()
+        response = post_chat(a, thread_id, "during the outage")
+        assert time.monotonic() - started < WAIT
+        assert response.status_code == 503, response.text
+        assert error_code(response) == "state_store_unavailable"
+        with a.client() as client:
+            assert client.get("/start").status_code == 503
+            assert client.get(f"/threads/{thread_id}/messages").status_code == 503
+        [event] = ws_run(socket, thread_id, "during the outage, over a socket")
+        assert (event["type"], event["code"]) == ("error", "state_store_unavailable")
+        status, checks = readiness(a)
+        assert status == 503
+        assert checks["state_store"] == "state_store_unavailable"
+        redis_to_stop.start()
+        wait_until(lambda: readiness(a)[0] == 200, "/readyz to recover")
+        chat.play(chat_reply("After."), chat_reply("Over the same socket."))
+        assert say(a, thread_id, "after the outage")["responses"] == ["After."]
+        # The socket that saw the outage serves the conversation again too.
+        events = ws_run(socket, thread_id, "after it, over the socket")
+        assert events[-1]["type"] == "run.completed", events
+        assert events[-1]["responses"] == ["Over the same socket."]
     assert [m["content"] for m in sent_messages(fake_openai)] == [
         "before the outage",
         "Before.",
         "after the outage",
+        "After.",
+        "after it, over the socket",
     ]
-    assert history(a, thread_id)[-2:] == [("user", "after the outage"), ("assistant", "After.")]
+    assert history(a, thread_id)[-4:] == [
+        ("user", "after the outage"),
+        ("assistant", "After."),
+        ("user", "after it, over the socket"),
+        ("assistant", "Over the same socket."),
+    ]
+
+
+def ws_run(socket: ClientConnection, thread_id: str, message: str) -> list[dict[str, Any]]:
+    """Send one frame; the events it brings, up to the run's end or an ``error``."""
+    socket.send(json.dumps({"thread_id": thread_id, "message": message}))
+    events: list[dict[str, Any]] = []
+    while not events or events[-1]["type"] not in {"run.completed", "error"}:
+        events.append(json.loads(socket.recv(timeout=WAIT)))
+    return events
 
 
 @pytest.mark.parametrize("streamed", [True, False], ids=["stream", "json"])
