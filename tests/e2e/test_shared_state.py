@@ -4,8 +4,16 @@ Every instance is a real process (``python -m assistant_service.entrypoints.cli
 serve``) on the ``chat`` backend, talking to the loopback fake OpenAI server
 of this test process; the fake records what each instance sent the model. The
 assistant ``slow`` has one tool, ``slow.hold``, which waits for a gate file to
-appear: a run can be caught mid-tool, killed there, or have its store taken
-away there.
+appear: a run can be caught mid-tool, killed there, paused there, or have
+its store taken away there.
+
+Starting a process costs about a second, so instances are shared where a test
+leaves them as it found them: ``pair`` (two instances per store) serves the
+tests that kill nothing; ``start_instances`` gives a test instances of its own
+(killed after it); the Redis outage tests share ``own_redis`` and
+``outage_pair``. Every wait is bounded by ``WAIT``; every process is killed
+by the fixture that started it. Each instance logs to a file in the module's
+workspace, and failures print its tail.
 """
 
 from __future__ import annotations
