@@ -435,7 +435,7 @@ def test_a_run_that_lost_its_lease_cannot_write_after_the_new_holder(
         # A stalls (a long pause, a partition) past its lease; B takes the conversation.
         a.process.send_signal(signal.SIGSTOP)
         try:
-            # B's turn; then A's late one, should A ask the model before it notices.
+            # B's turn; then A's late one, were A to ask the model before it noticed.
             chat.play(chat_reply("B took over."), chat_reply("A, too late."))
             deadline = time.monotonic() + LEASE_TTL + 5
             while (response := post_chat(b, thread_id, "on B")).status_code == 409:
@@ -449,6 +449,8 @@ def test_a_run_that_lost_its_lease_cannot_write_after_the_new_holder(
     # A wakes up to a lease that is not its own any more: its run ends, unwritten.
     assert late.status_code == 409, f"{late.text}\n{a.logs()}"
     assert error_code(late) == "lease_lost"
+    # A found out before it asked the model again (B's request was the last one).
+    assert [step.text for step in chat.steps] == ["A, too late."]
     chat.steps.clear()
     chat.play(chat_reply("Still B."))
     say(b, thread_id, "again on B")
