@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 
+import anyio
 import pytest
 
 pytest.importorskip("google.cloud.firestore")
 
 from assistant_service.adapters.state.firestore import FirestoreStateStore
 from assistant_service.domain.errors import StateStoreUnavailableError, UpstreamUnavailableError
+from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import Conversation
 from assistant_service.domain.runs import RunRecord
 from support.servers import free_port
@@ -58,3 +60,25 @@ def test_ids_firestore_cannot_hold_are_refused_before_any_call(monkeypatch):
             store._conversation(bad)
         with pytest.raises(InvalidInputError, match="run id"):
             store._run(bad)
+
+
+async def test_a_call_cancelled_from_outside_is_cancelled_not_a_value_error(monkeypatch):
+    # A transaction cancelled before it began (a lease renewal its run no longer
+    # needs): the client's rollback then raises a ValueError over the cancellation.
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
+    store = FirestoreStateStore.from_environment("test-project", timeout=5)
+    lease = Lease("conv_1", "run-1", 1, 5.0)
+    calls = {
+        "acquire": lambda: store.acquire("conv_1", "run-1", 5),
+        "renew": lambda: store.renew(lease),
+        "release": lambda: store.release(lease),
+    }
+    try:
+        for name, call in calls.items():
+            started = time.monotonic()
+            with anyio.move_on_after(0.3) as scope:
+                await call()
+            assert scope.cancelled_caught, name
+            assert time.monotonic() - started < 3, name
+    finally:
+        await store.aclose()

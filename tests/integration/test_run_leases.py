@@ -208,3 +208,48 @@ async def test_a_renewal_that_fails_during_a_tool_round_cancels_the_tools_and_fa
     assert isinstance(events[-1], RunFailed)
     assert events[-1].error.code == "lease_lost"
     assert not any(isinstance(event, RunCompleted) for event in events)
+
+
+class SlowRenewals(InMemoryStateStore):
+    """A store whose renewals take a while, as a network round trip does."""
+
+    async def renew(self, lease) -> None:
+        await anyio.sleep(0.5)
+        await super().renew(lease)
+
+
+async def test_a_run_whose_lease_lapsed_in_a_tool_round_does_not_ask_the_model_again():
+    # The round ends while a renewal is on its way (the renewal is then cancelled),
+    # and an intruder took the lease meanwhile (the run was paused past its ttl).
+    # Asking the model now is wasted, and on a backend whose model keeps the
+    # conversation (Responses + Conversations) an unfenced write: check first.
+    now = [0.0]
+    store = SlowRenewals(clock=lambda: now[0])
+    registry = FunctionToolRegistry()
+
+    async def stall() -> str:
+        """Stall past the first renewal (due after 0.1 s)."""
+        now[0] += 1.0
+        await store.acquire(conversation, "run_intruder", 30.0)
+        await anyio.sleep(0.2)
+        return "stalled"
+
+    registry.register(stall, namespace="t", name="stall")
+    profile = AssistantProfile(id="a", model="scripted", tools=("t.stall",))
+    model = ScriptedModel(store=store)
+    service = AssistantService(
+        model=model,
+        state=store,
+        configs=InMemoryConfigRepository.of(profile),
+        tools=registry,
+        default_assistant_id="a",
+        lock_ttl=0.3,
+    )
+    conversation = await service.start_conversation()
+    model.script(call_tools(call_tool("t.stall")), reply("too late"))
+    events: list = []
+    with anyio.fail_after(5):
+        await collect(service, conversation, "stall", events)
+    assert isinstance(events[-1], RunFailed)
+    assert events[-1].error.code == "lease_lost"
+    assert len(model.requests) == 1

@@ -97,10 +97,16 @@ def _stop(process: subprocess.Popen[bytes], *, group: bool = False) -> None:
 
 @attrs.define
 class RedisServer:
-    """A ``redis-server`` on one port, without persistence; it can be stopped and started again."""
+    """A ``redis-server`` on one port; it can be stopped and started again.
+
+    Without ``data_dir`` it keeps nothing across a restart; with it, its data
+    lives in an append-only file there, written at every command, and a restart
+    finds it again (as a managed Redis that fails over keeps its data).
+    """
 
     port: int = attrs.field(factory=free_port)
     password: str | None = None
+    data_dir: Path | None = None
     _process: subprocess.Popen[bytes] | None = attrs.field(default=None, init=False)
     _log: Path | None = attrs.field(default=None, init=False)
 
@@ -108,12 +114,22 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://{HOST}:{self.port}/0"
 
+    @property
+    def running(self) -> bool:
+        """Whether it was started and not stopped since."""
+        return self._process is not None
+
     def start(self) -> None:
         """Start the server (on the same port as before) and wait until it answers."""
         require_servers_mark("redis-server")
         program = find_program("redis-server", "the Redis state-store tests need it")
         command = [program, "--port", str(self.port), "--bind", HOST]
-        command += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+        command += ["--save", "", "--daemonize", "no"]
+        if self.data_dir is None:
+            command += ["--appendonly", "no"]
+        else:
+            command += ["--dir", str(self.data_dir), "--appendonly", "yes"]
+            command += ["--appendfsync", "always"]
         if self.password is not None:
             command += ["--requirepass", self.password]
         descriptor, log = tempfile.mkstemp(prefix="redis-server-", suffix=".log")
@@ -133,7 +149,7 @@ class RedisServer:
             time.sleep(0.02)
 
     def stop(self) -> None:
-        """Stop the server; its data is gone."""
+        """Stop the server; its data is gone, unless it has a ``data_dir``."""
         if self._process is not None:
             _stop(self._process)
             self._process = None

@@ -191,6 +191,10 @@ async def run_turn(  # noqa: C901, PLR0912, PLR0913, PLR0915 -- one loop, read t
             step = ToolResults(tuple(round_outcomes))
         while True:
             calls: list[ToolCall] = []
+            if guard is not None:
+                # Before asking the model, not only at its events: a renewal a tool
+                # round cut short is due now, and a lost lease must not ask again.
+                await guard.tick()
             steps = model.stream_step(conversation, profile, step, specs, lease=lease)
             if observation is not NO_RUN_OBSERVATION:
                 steps = observed_step(steps, observation.step_started(rounds))

@@ -598,6 +598,11 @@ class FirestoreStateStore:
                 raise StateStoreUnavailableError(
                     f"{where} did not answer within {self.timeout} s"
                 ) from error
+            cancelled = error.__context__
+            if isinstance(cancelled, anyio.get_cancelled_exc_class()):
+                # The same, cancelled by the caller (a lease renewal its run no
+                # longer needs): let the cancellation through, not the ValueError.
+                raise cancelled from None
             # How the client says a transaction kept meeting others: retries exhausted.
             if isinstance(error.__cause__, api_exceptions.Aborted):
                 raise StateStoreUnavailableError(
