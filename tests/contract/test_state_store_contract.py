@@ -210,13 +210,16 @@ async def test_the_same_holder_asking_again_gets_a_new_lease_and_the_old_one_sto
 
 
 async def test_renewing_extends_the_lease(store, peer):
-    lease = await store.acquire("conv_1", "run-1", TTL)
+    # A longer lease than the other tests': each renewal must land before it
+    # lapses, and an emulator under load can take a few hundred ms a round trip.
+    ttl = 1.5
+    lease = await store.acquire("conv_1", "run-1", ttl)
     for _ in range(3):
-        await anyio.sleep(TTL / 2)
+        await anyio.sleep(ttl / 3)
         await store.renew(lease)
-    # 0.45 s after the grant, well past the first TTL: still held.
+    # Over 1.5 s after the grant, past the first ttl: still held.
     with pytest.raises(ConflictError):
-        await peer.acquire("conv_1", "run-2", TTL)
+        await peer.acquire("conv_1", "run-2", ttl)
 
 
 async def test_renewing_after_a_takeover_raises(store, peer):
