@@ -152,16 +152,16 @@ async def test_a_cancelled_run_frees_the_conversation(backend, gate):
 
 @pytest.mark.parametrize("backend", STATE_BACKENDS[:2], indirect=True)  # memory, redis
 async def test_the_lease_is_renewed_while_a_tool_round_outlasts_its_ttl(backend, gate):
-    # A 0.3 s lease held through a 1 s tool round: without renewal the second
+    # A 0.9 s lease held through a 2 s tool round: without renewal the second
     # instance would take the conversation over mid-run.
-    first = instance(backend.store, gate, lock_ttl=0.3)
-    second = instance(backend.instance(), gate, lock_ttl=0.3)
+    first = instance(backend.store, gate, lock_ttl=0.9)
+    second = instance(backend.instance(), gate, lock_ttl=0.9)
     conversation = await first.start_conversation()
     script(first, call_tools(call_tool("t.wait")), reply("done"))
     async with anyio.create_task_group() as group:
         group.start_soon(collect, first, conversation, "wait", [])
         await entered(gate)
-        await anyio.sleep(1.0)
+        await anyio.sleep(2.0)
         with pytest.raises(ConflictError):
             await second.chat(conversation, "taking over?")
         gate.opened.set()
