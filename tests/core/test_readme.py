@@ -109,3 +109,26 @@ def test_the_testing_example_passes_in_a_fresh_project(tmp_path, conftest_head, 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
     assert "warning" not in done.stdout.lower(), done.stdout
+
+
+def shell_lines() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
+    return [line for block in blocks for line in block.splitlines()]
+
+
+def test_every_install_command_works_before_the_package_is_published():
+    installs = [line for line in shell_lines() if "pip install" in line]
+    assert installs
+    for line in installs:
+        command = line.split("#", 1)[0]
+        assert " -e " in command or "git+" in command or "pip install tox" in command, line
+
+
+def test_serve_says_where_it_listens():
+    from assistant_service.entrypoints.settings import Settings  # noqa: PLC0415
+
+    serves = [line for line in shell_lines() if line.startswith("assistant-service serve ")]
+    default = Settings()
+    assert f"{default.host}:{default.port}" in serves[0]
+    assert "127.0.0.1:8000" not in README.read_text(encoding="utf-8")
