@@ -1,8 +1,12 @@
 """Helpers for testing code built on assistant-service, with no network.
 
-Use the fixtures by adding ``pytest_plugins = ["assistant_service.testing"]`` to
-your ``conftest.py``, then override ``assistant_profile`` and ``tool_registry``
-with your own assistant and tools::
+pytest loads the fixtures by itself wherever the package is installed (the
+``pytest11`` entry point ``assistant_service.testing``; on ``PYTHONPATH`` alone,
+pass ``-p assistant_service.testing`` or set ``pytest_plugins``). Override
+``assistant_profile`` and ``tool_registry`` with your own assistant and tools,
+and mark async tests ``anyio``::
+
+    pytestmark = pytest.mark.anyio
 
     async def test_forecast(assistant_service, scripted_model):
         scripted_model.script(
@@ -13,7 +17,10 @@ with your own assistant and tools::
         result = await assistant_service.chat(conversation_id, "Weather in Paris?")
         assert result.tool_outcomes[0].ok
 
-This module needs pytest (the fixtures are pytest fixtures).
+This module needs pytest (the fixtures are pytest fixtures). It holds no assert
+of its own, so pytest need not rewrite it: PYTEST_DONT_REWRITE (a conftest that
+imports from it before its ``pytest_plugins`` line is read then gets no
+"already imported" warning).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import types
 
 import pytest
@@ -144,3 +146,38 @@ async def test_the_offline_model_reports_usage_in_words():
     result = await service.chat(await service.start_conversation(), "describe city=Rome")
     assert result.usage.input_tokens >= 2  # the message, then the tool output
     assert result.usage.output_tokens > 0
+
+
+EMBEDDED = """
+import logging, sys
+from assistant_service import bootstrap
+from assistant_service.adapters.llm.openai._client import log_upstream_call
+
+if sys.argv[1:] == ["configured"]:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(name)s %(message)s")
+bootstrap()
+log_upstream_call("responses.create", status=200)
+"""
+
+
+def test_embedding_configures_no_logging(tmp_path):
+    # A fresh interpreter: structlog and logging as an embedding app finds them.
+    script = tmp_path / "embedded.py"
+    script.write_text(EMBEDDED, encoding="utf-8")
+    quiet = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    # An app that configures logging gets the adapters' events, through stdlib logging.
+    asked = subprocess.run(
+        [sys.executable, str(script), "configured"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout == ""
+    assert asked.stderr.startswith("assistant_service.openai ")
+    assert "openai.call" in asked.stderr
+    assert "responses.create" in asked.stderr

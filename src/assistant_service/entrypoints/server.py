@@ -3,17 +3,26 @@
 On SIGTERM (or SIGINT) the server stops accepting connections, answers
 ``/readyz`` with 503, closes idle WebSockets and lets runs in flight finish for
 up to ``GRACEFUL_TIMEOUT`` seconds; what is still running then is cancelled.
+With ``reload`` (development) a worker process serves, and is replaced, on the
+same sockets, whenever a watched file changes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import multiprocessing
 import signal
-from collections.abc import Awaitable, Callable, Iterator
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as ProcessEvent
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -22,6 +31,7 @@ from hypercorn.config import Config, Sockets
 from hypercorn.utils import wrap_app
 from quart import Quart
 
+from assistant_service.domain.errors import ConfigurationError
 from assistant_service.entrypoints.composition import services_from_settings
 from assistant_service.entrypoints.http.app import create_app, edge_state
 from assistant_service.entrypoints.logs import configure_logging
@@ -44,6 +54,8 @@ log = structlog.get_logger(__name__)
 WS_HARD_LIMIT_FACTOR = 4
 _POLL_SECONDS = 0.1
 _BACKSTOP_SECONDS = 1.0
+# How often --reload looks at the watched files' modification times.
+RELOAD_POLL_SECONDS = 0.5
 
 ShutdownTrigger = Callable[[], Awaitable[object]]
 
@@ -122,54 +134,158 @@ def _signals_stop() -> Iterator[ShutdownTrigger]:
             loop.remove_signal_handler(signum)
 
 
-def run_server(settings: Settings, *, host: str, port: int, workers: int = 1) -> int:
+def run_server(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    reload: Iterable[Path] | None = None,
+) -> int:
     """Serve in this process (``workers == 1``) or in ``workers`` spawned processes.
 
+    With ``reload`` (the files and directories to watch) one spawned worker
+    serves and is replaced whenever one of them changes.
     Raises ``SettingsError`` for several workers on the in-memory state store:
-    each process would hold conversations the others cannot see.
+    each process would hold conversations the others cannot see; and
+    ``ConfigurationError`` when the address cannot be listened on (a busy port).
     """
     if workers > 1 and settings.state_store is StateStoreKind.MEMORY:
         raise SettingsError(
             f"--workers {workers} needs shared state: set STATE_STORE=redis or "
             "STATE_STORE=firestore (STATE_STORE=memory keeps conversations in one process)"
         )
+    if reload is not None and workers > 1:
+        raise SettingsError("--reload runs one worker: leave --workers out")
     config = hypercorn_config(settings, host, port)
-    with shared_metrics_directory(settings, workers):
-        stop_metrics = serve_metrics_port(settings, host)
-        try:
-            if workers <= 1:
-                asyncio.run(serve(settings, config))
-                return 0
-            return _run_workers(config, workers)
-        finally:
-            if stop_metrics is not None:
-                stop_metrics()
+    sockets = _bind(host, port)
+    try:
+        with shared_metrics_directory(settings, workers):
+            stop_metrics = serve_metrics_port(settings, host)
+            try:
+                if reload is not None:
+                    return _run_workers(config, sockets, 1, watch=_Watcher(reload))
+                if workers <= 1:
+                    asyncio.run(serve(settings, config, sockets=sockets))
+                    return 0
+                return _run_workers(config, sockets, workers)
+            finally:
+                if stop_metrics is not None:
+                    stop_metrics()
+    finally:
+        for sock in sockets.insecure_sockets:
+            sock.close()
 
 
-def _run_workers(config: Config, workers: int) -> int:
+def _bind(host: str, port: int) -> Sockets:
+    """The listening socket, bound as Hypercorn's ``create_sockets`` binds ``host:port``.
+
+    Bound here so that a failure is one line naming the address (Hypercorn's own
+    would raise with its socket left open).
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if error.errno == errno.EADDRINUSE:
+            raise ConfigurationError(
+                f"cannot listen on {where}: the port is in use (another server?); "
+                "stop it, or pick another port with --port or PORT"
+            ) from error
+        raise ConfigurationError(
+            f"cannot listen on {where}: {error.strerror or error} (check --host and --port)"
+        ) from error
+    sock.setblocking(False)  # noqa: FBT003 - the socket API takes a flag
+    sock.set_inheritable(True)  # the spawned workers serve on it
+    return Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
+
+
+class _Watcher:
+    """Says whether any file under the watched paths changed, appeared or went since last asked."""
+
+    def __init__(self, paths: Iterable[Path]) -> None:
+        self._paths = tuple(paths)
+        self._seen = self._snapshot()
+
+    def changed(self) -> bool:
+        now = self._snapshot()
+        changed, self._seen = now != self._seen, now
+        return changed
+
+    def _snapshot(self) -> dict[Path, float]:
+        files: dict[Path, float] = {}
+        for root in self._paths:
+            candidates = root.rglob("*") if root.is_dir() else (root,)
+            for path in candidates:
+                if "__pycache__" in path.parts:
+                    continue
+                with contextlib.suppress(OSError):  # gone meanwhile: the next look sees it
+                    if path.is_file():
+                        files[path] = path.stat().st_mtime
+        return files
+
+
+def _run_workers(
+    config: Config, sockets: Sockets, workers: int, *, watch: _Watcher | None = None
+) -> int:
     # Each worker re-reads the environment: settings hold a Secret, which never pickles.
-    sockets = config.create_sockets()
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
-    processes = [
-        context.Process(target=_worker, args=(config.bind, sockets, stop), daemon=True)
-        for _ in range(workers)
-    ]
+    stopping = threading.Event()  # SIGTERM or SIGINT came, as against a reload
 
     def request_stop(*_args: Any) -> None:
+        stopping.set()
         stop.set()
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # children inherit "ignore"; the parent decides
-    for process in processes:
-        process.start()
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    while True:
+        processes = [
+            context.Process(target=_worker, args=(config.bind, sockets, stop), daemon=True)
+            for _ in range(workers)
+        ]
+        # Children inherit "ignore" (a spawned interpreter keeps an ignored SIGINT
+        # ignored); the parent decides when they stop.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for process in processes:
+            process.start()
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        reloading = _wait_for(processes, stop, watch)
+        if watch is None or stopping.is_set():
+            break
+        if not reloading:
+            # The worker ended by itself (say, a syntax error in a tool): serve again
+            # once a file changes, rather than leave a developer with no server.
+            log.warning("server.worker_exited", exitcode=processes[0].exitcode)
+            while not stopping.is_set() and not watch.changed():
+                time.sleep(RELOAD_POLL_SECONDS)
+            if stopping.is_set():
+                break
+        log.info("server.reloading")
+        stop.clear()
+    return max((process.exitcode or 0) for process in processes)
+
+
+def _wait_for(
+    processes: Sequence[BaseProcess],
+    stop: ProcessEvent,
+    watch: _Watcher | None,
+) -> bool:
+    """Wait until every process has ended; True when a watched change ended them."""
+    reloading = False
+    while alive := [process for process in processes if process.is_alive()]:
+        timeout = None if watch is None else RELOAD_POLL_SECONDS
+        wait([process.sentinel for process in alive], timeout=timeout)
+        if watch is not None and not stop.is_set() and watch.changed():
+            reloading = True
+            stop.set()
     for process in processes:
         process.join()
         worker_ended(process.pid)
-    for sock in sockets.insecure_sockets:
-        sock.close()
-    return max((process.exitcode or 0) for process in processes)
+    return reloading
 
 
 def _worker(bind: list[str], sockets: Sockets, stop: ProcessEvent) -> None:

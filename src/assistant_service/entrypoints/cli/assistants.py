@@ -32,6 +32,7 @@ from assistant_service.domain.errors import (
     NotFoundError,
 )
 from assistant_service.domain.models import AssistantProfile
+from assistant_service.entrypoints.bootstrap import DEMO_ASSISTANT_ID, demo_profile, demo_tools
 from assistant_service.ports.config import AssistantConfigRepository
 
 Handler = Callable[[argparse.Namespace], int]
@@ -73,7 +74,9 @@ def add_commands(subparsers: Any) -> None:
     tools_show = tool_commands.add_parser(
         "show", help="print an assistant's tool definitions as the model receives them"
     )
-    tools_show.add_argument("assistant", help="the assistant's spec directory name")
+    tools_show.add_argument(
+        "assistant", help="the assistant's spec directory name, or demo (the built-in one)"
+    )
     tools_show.add_argument(
         "--assistants-dir",
         type=Path,
@@ -136,8 +139,11 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    with _repository(args.target) as (repository, _where):
+    with _repository(args.target) as (repository, where):
         profiles = anyio.run(repository.list)
+    if not profiles:
+        # On stderr: stdout stays one line per profile for scripts.
+        print(f"no assistant profiles in {where}", file=sys.stderr)  # noqa: T201
     for profile in profiles:
         print(f"{profile.id}\t{profile.model}\t{len(profile.tools)} tools")  # noqa: T201
     return 0
@@ -151,7 +157,13 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _tools_show(args: argparse.Namespace) -> int:
-    spec = load_spec_directory(args.assistants_dir / args.assistant)
+    directory = args.assistants_dir / args.assistant
+    if args.assistant == DEMO_ASSISTANT_ID and not directory.exists():
+        # The built-in demo assistant has no spec directory; one named demo wins.
+        tools = demo_tools()
+        _print_json([responses_tool(s) for s in tools.specs(demo_profile(tools).tools)])
+        return 0
+    spec = load_spec_directory(directory)
     _print_json(_tools_of(spec))
     return 0
 

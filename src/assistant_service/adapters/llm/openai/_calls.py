@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, TypeVar
 
 import attrs
-import structlog
 
+from assistant_service.adapters._logs import get_logger
 from assistant_service.adapters.llm.openai._client import (
     log_upstream_call,
     translate_openai_errors,
@@ -17,7 +17,7 @@ from assistant_service.adapters.llm.openai._client import (
 from assistant_service.adapters.observability import upstream
 from assistant_service.domain.errors import AssistantServiceError, UpstreamError
 
-log = structlog.get_logger("assistant_service.llm")
+log = get_logger("assistant_service.llm")
 
 T = TypeVar("T")
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import openai
-import structlog
 
+from assistant_service.adapters._logs import get_logger
 from assistant_service.adapters.correlation import current_correlation_id
 from assistant_service.adapters.llm.openai._errors import (
     redact,
@@ -51,7 +51,7 @@ DEFAULT_MAX_RETRIES = 2
 
 CORRELATION_HEADER = "X-Client-Request-Id"
 
-log = structlog.get_logger("assistant_service.openai")
+log = get_logger("assistant_service.openai")
 
 
 def make_openai_client(

@@ -11,8 +11,8 @@ from typing import Any
 import anyio
 import attrs
 import openai
-import structlog
 
+from assistant_service.adapters._logs import get_logger
 from assistant_service.adapters.llm.openai._calls import upstream_call
 from assistant_service.adapters.llm.openai._client import upstream_headers
 from assistant_service.adapters.llm.openai._errors import upstream_message
@@ -26,7 +26,7 @@ from assistant_service.domain.errors import (
 
 BACKEND = "assistants"
 
-log = structlog.get_logger("assistant_service.llm")
+log = get_logger("assistant_service.llm")
 
 
 @contextlib.contextmanager

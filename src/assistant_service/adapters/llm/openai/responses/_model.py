@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import openai
-import structlog
 
+from assistant_service.adapters._logs import get_logger
 from assistant_service.adapters.correlation import current_correlation_id
 from assistant_service.adapters.llm.openai._calls import StepGuard
 from assistant_service.adapters.llm.openai._client import (
@@ -52,7 +52,7 @@ BACKEND = "responses"
 StateMode = Literal["conversations", "local"]
 STATE_MODES: tuple[str, ...] = ("conversations", "local")
 
-log = structlog.get_logger("assistant_service.openai")
+log = get_logger("assistant_service.openai")
 
 
 @attrs.define(init=False)
