@@ -57,6 +57,9 @@ class _Nothing:
     def websocket_closed(self) -> None:
         pass
 
+    def run_slots(self, in_use: int, limit: int) -> None:
+        pass
+
     def first_text(self, seconds: float) -> None:
         pass
 
@@ -167,6 +170,10 @@ class _Several:
     def websocket_closed(self) -> None:
         for part in self.parts:
             part.websocket_closed()
+
+    def run_slots(self, in_use: int, limit: int) -> None:
+        for part in self.parts:
+            part.run_slots(in_use, limit)
 
 
 ABANDONED = "abandoned"

@@ -136,3 +136,7 @@ class Observer(Protocol):
     def websocket_closed(self) -> None:
         """A WebSocket session ended (after :meth:`websocket_opened`)."""
         ...
+
+    def run_slots(self, in_use: int, limit: int) -> None:
+        """The process's run slots (its bound on concurrent runs) changed: ``in_use`` of ``limit``."""
+        ...

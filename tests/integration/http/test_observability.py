@@ -102,7 +102,7 @@ async def start(client) -> str:
     return (await (await client.get("/start")).get_json())["thread_id"]
 
 
-async def test_metrics_move_after_real_chats_and_their_labels_stay_bounded(client, model):
+async def test_metrics_move_after_real_chats_and_their_labels_stay_bounded(client, model, settings):
     thread_id = await start(client)
     model.script(
         call_tools(call_tool("t.note", {"text": "hi"})),
@@ -126,6 +126,9 @@ async def test_metrics_move_after_real_chats_and_their_labels_stay_bounded(clien
     assert value(found, "assistant_tokens_total", assistant="test", kind="input") == 15
     assert value(found, "assistant_tokens_total", assistant="test", kind="output") == 7
     assert value(found, "assistant_active_runs") == 0
+    # Both runs gave their slot back; the bound is the app's MAX_CONCURRENT_RUNS.
+    assert value(found, "assistant_run_slots_in_use") == 0
+    assert value(found, "assistant_run_slots_limit") == settings.max_concurrent_runs
     http = "assistant_http_requests_total"
     assert value(found, http, route="/chat", method="POST", status="200") == 2
     assert value(found, http, route="/start", method="GET", status="200") == 1

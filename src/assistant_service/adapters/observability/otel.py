@@ -159,6 +159,9 @@ class OpenTelemetryObserver:
     def websocket_closed(self) -> None:
         pass
 
+    def run_slots(self, in_use: int, limit: int) -> None:
+        pass
+
 
 def _error(span: Span, error: AssistantServiceError) -> None:
     from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415

@@ -58,6 +58,8 @@ class _Metrics:
     upstream_duration: Any
     tokens: Any
     open_websockets: Any
+    run_slots_in_use: Any
+    run_slots_limit: Any
 
 
 _by_registry: dict[int, _Metrics] = {}
@@ -150,6 +152,18 @@ def _metrics(registry: CollectorRegistry | None) -> _Metrics:
             registry=target,
             multiprocess_mode="livesum",
         ),
+        run_slots_in_use=prom.Gauge(
+            "assistant_run_slots_in_use",
+            "Run slots taken (MAX_CONCURRENT_RUNS bounds them per process).",
+            registry=target,
+            multiprocess_mode="livesum",
+        ),
+        run_slots_limit=prom.Gauge(
+            "assistant_run_slots_limit",
+            "Run slots there are (MAX_CONCURRENT_RUNS per process, added up).",
+            registry=target,
+            multiprocess_mode="livesum",
+        ),
     )
     _by_registry[id(target)] = made
     return made
@@ -188,6 +202,10 @@ class PrometheusObserver:
 
     def websocket_closed(self) -> None:
         self._metrics.open_websockets.dec()
+
+    def run_slots(self, in_use: int, limit: int) -> None:
+        self._metrics.run_slots_in_use.set(in_use)
+        self._metrics.run_slots_limit.set(limit)
 
 
 @attrs.frozen

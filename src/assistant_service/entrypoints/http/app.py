@@ -40,7 +40,10 @@ def create_app(services: Services) -> Quart:
         # as interrupted), like every other run past the graceful timeout.
         BACKGROUND_TASK_SHUTDOWN_TIMEOUT=settings.graceful_timeout,
     )
-    state = EdgeState(slots=RunSlots(settings.max_concurrent_runs))
+    slots = RunSlots(
+        settings.max_concurrent_runs, on_change=services.observability.observer.run_slots
+    )
+    state = EdgeState(slots=slots)
     app.extensions[EXTENSION] = state
     register_error_handlers(app)
 

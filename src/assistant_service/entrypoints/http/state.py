@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import anyio
@@ -22,7 +22,12 @@ class RunSlots:
     """
 
     limit: int
+    # Told of every change (the metrics' gauge of slots in use).
+    on_change: Callable[[int, int], None] | None = None
     _active: int = attrs.field(default=0, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._changed()
 
     @property
     def active(self) -> int:
@@ -36,9 +41,15 @@ class RunSlots:
                 retry_after=RETRY_AFTER_SECONDS,
             )
         self._active += 1
+        self._changed()
 
     def release(self) -> None:
         self._active = max(0, self._active - 1)
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self._active, self.limit)
 
     @contextmanager
     def held_while_starting(self) -> Iterator[SlotClaim]:
