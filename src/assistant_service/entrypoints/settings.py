@@ -147,6 +147,8 @@ class Settings:
     # on a port of their own with METRICS_PORT. Traces are configured by OTEL_*.
     metrics: Switch = Switch.ON
     metrics_port: int | None = None
+    # The playground page at / (None: on in development, off in production).
+    playground: Switch | None = None
 
     @property
     def production(self) -> bool:
@@ -157,6 +159,13 @@ class Settings:
         """Whether start-up creates or updates the remote assistants of profiles that lack one."""
         if self.assistants_auto_push is not None:
             return self.assistants_auto_push
+        return not self.production
+
+    @property
+    def serve_playground(self) -> bool:
+        """Whether ``/`` serves the playground page."""
+        if self.playground is not None:
+            return self.playground is Switch.ON
         return not self.production
 
     @property
@@ -250,6 +259,7 @@ def _expected(field: attrs.Attribute[Any]) -> str:
         ResponsesState,
         StateStoreKind,
         Environment,
+        Switch,
     ):
         if kind.__name__ in text:
             return "one of " + "|".join(member.value for member in kind)
@@ -319,6 +329,7 @@ _LOWERCASE = frozenset(
         "responses_state",
         "state_store",
         "metrics",
+        "playground",
     }
 )
 

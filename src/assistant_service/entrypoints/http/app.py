@@ -11,6 +11,7 @@ from assistant_service.entrypoints.http.backpressure import (
 from assistant_service.entrypoints.http.correlation import correlation_id_of
 from assistant_service.entrypoints.http.errors import register_error_handlers
 from assistant_service.entrypoints.http.observing import observed_asgi, register_observability
+from assistant_service.entrypoints.http.pages import register_pages
 from assistant_service.entrypoints.http.routes import register_routes
 from assistant_service.entrypoints.http.runs import background_runner
 from assistant_service.entrypoints.http.services import Services
@@ -29,7 +30,8 @@ def create_app(services: Services) -> Quart:
     it off for themselves (their runs are bounded by the profile's limits).
     """
     settings = services.settings
-    app = Quart("assistant_service")
+    # No /static route: the package's pages serve their own assets (see pages.py).
+    app = Quart("assistant_service", static_folder=None)
     bound_websocket_frames(app)
     bound_request_bodies(app)
     app.config.update(
@@ -54,6 +56,11 @@ def create_app(services: Services) -> Quart:
 
     register_routes(app, services, state)
     register_observability(app, services.observability)
+    register_pages(
+        app,
+        playground=settings.serve_playground,
+        metrics=services.observability.serve_metrics_route,
+    )
 
     @app.websocket("/stream")
     async def stream() -> Response | None:

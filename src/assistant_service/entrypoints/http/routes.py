@@ -47,6 +47,22 @@ def register_routes(app: Quart, services: Services, state: EdgeState) -> None:
         log.info("conversation.started")
         return json_response({"thread_id": thread_id})
 
+    @app.get("/assistants")
+    async def assistants() -> Response:
+        default = services.assistant.default_assistant_id
+        profiles = sorted(await services.configs.list(), key=lambda profile: profile.id)
+        body = [
+            {
+                "id": profile.id,
+                "model": profile.model,
+                "tools": list(profile.tools),
+                "approval_required": list(profile.approval_required),
+                "default": profile.id == default,
+            }
+            for profile in profiles
+        ]
+        return json_response({"assistants": body})
+
     @app.post("/chat")
     async def chat() -> Response:
         if state.draining.is_set():
