@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 import anyio
 import attrs
@@ -27,6 +28,7 @@ from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.domain.errors import ConfigurationError, NotFoundError
 from assistant_service.domain.models import AssistantProfile
+from assistant_service.domain.secrets import hold_secret
 from assistant_service.entrypoints.bootstrap import (
     DEMO_ASSISTANT_ID,
     bootstrap,
@@ -145,6 +147,19 @@ async def services_from_settings(
     )
 
 
+def hold_url_credentials(url: str) -> None:
+    """Mask the password (and user) inside ``url`` wherever text is masked, from now on.
+
+    The URL as a whole is a held :class:`Secret`; a server's error may echo its
+    password alone, raw or percent-decoded.
+    """
+    parts = urlsplit(url)
+    for part in (parts.password, parts.username):
+        if part:
+            hold_secret(part)
+            hold_secret(unquote(part))
+
+
 def _entry_point_tools() -> ToolRegistry:
     registry = FunctionToolRegistry()
     registry.load_entry_points()
@@ -178,6 +193,7 @@ async def _state_store(
             from assistant_service.adapters.state.redis import RedisStateStore  # noqa: PLC0415
 
             assert settings.redis_url is not None  # load_settings requires it  # noqa: S101
+            hold_url_credentials(settings.redis_url.reveal())
             password = None
             if settings.redis_password_secret:
                 password = await secrets.get(settings.redis_password_secret)
