@@ -35,6 +35,7 @@ from assistant_service.entrypoints.bootstrap import (
     demo_profile,
     demo_tools,
 )
+from assistant_service.entrypoints.http.auth import ApiKeys
 from assistant_service.entrypoints.http.services import Closer, Services
 from assistant_service.entrypoints.observability import observability_from_settings
 from assistant_service.entrypoints.remote_assistants import (
@@ -100,6 +101,7 @@ async def services_from_settings(
         default = settings.assistant_id or DEMO_ASSISTANT_ID
         if not runs_remote_assistant(settings):
             await check_default(configs, default)
+    api_keys = await _api_keys(settings, secrets)
     state = await _state_store(settings, secrets, closers)
     observability = observability_from_settings(settings, closers)
     needs_key = settings.backend is not LLMBackend.OFFLINE
@@ -144,7 +146,29 @@ async def services_from_settings(
         required_secrets=(settings.openai_api_key_secret,) if needs_key else (),
         closers=tuple(closers),
         observability=observability,
+        api_keys=api_keys,
     )
+
+
+async def _api_keys(settings: Settings, secrets: SecretRepository) -> ApiKeys | None:
+    """The keys of ``API_KEYS``, or of the secret ``API_KEYS_SECRET`` names; ``None`` when neither.
+
+    Raises ``ConfigurationError`` when the secret is missing or its keys are malformed.
+    """
+    if settings.api_keys is not None:
+        raw = settings.api_keys.reveal()
+    elif settings.api_keys_secret:
+        try:
+            raw = (await secrets.get(settings.api_keys_secret)).reveal()
+        except NotFoundError:
+            raise ConfigurationError(
+                f"API_KEYS_SECRET: no secret {settings.api_keys_secret!r}"
+            ) from None
+    else:
+        return None
+    keys = ApiKeys.parse(raw)
+    log.info("api_keys.loaded", count=len(keys.keys))
+    return keys
 
 
 def hold_url_credentials(url: str) -> None:
