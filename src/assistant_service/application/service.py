@@ -416,6 +416,13 @@ class AssistantService:
             raise NotFoundError("run", run_id)  # another conversation's run is none of its business
         return record
 
+    async def conversation(self, conversation_id: str) -> Conversation:
+        """The conversation ``conversation_id``, with its metadata.
+
+        Raises ``NotFoundError`` for an unknown one, ``InvalidInputError`` for a malformed id.
+        """
+        return await self._conversation(conversation_id)
+
     async def profile(self, assistant_id: str | None = None) -> AssistantProfile:
         """The profile of ``assistant_id``, or of the default assistant."""
         return await self._profile(assistant_id or self.default_assistant_id)

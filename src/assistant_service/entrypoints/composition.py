@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 import anyio
 import attrs
@@ -27,12 +28,14 @@ from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.adapters.tools import FunctionToolRegistry
 from assistant_service.domain.errors import ConfigurationError, NotFoundError
 from assistant_service.domain.models import AssistantProfile
+from assistant_service.domain.secrets import hold_secret
 from assistant_service.entrypoints.bootstrap import (
     DEMO_ASSISTANT_ID,
     bootstrap,
     demo_profile,
     demo_tools,
 )
+from assistant_service.entrypoints.http.auth import ApiKeys
 from assistant_service.entrypoints.http.services import Closer, Services
 from assistant_service.entrypoints.observability import observability_from_settings
 from assistant_service.entrypoints.remote_assistants import (
@@ -98,6 +101,7 @@ async def services_from_settings(
         default = settings.assistant_id or DEMO_ASSISTANT_ID
         if not runs_remote_assistant(settings):
             await check_default(configs, default)
+    api_keys = await _api_keys(settings, secrets)
     state = await _state_store(settings, secrets, closers)
     observability = observability_from_settings(settings, closers)
     needs_key = settings.backend is not LLMBackend.OFFLINE
@@ -142,7 +146,42 @@ async def services_from_settings(
         required_secrets=(settings.openai_api_key_secret,) if needs_key else (),
         closers=tuple(closers),
         observability=observability,
+        api_keys=api_keys,
     )
+
+
+async def _api_keys(settings: Settings, secrets: SecretRepository) -> ApiKeys | None:
+    """The keys of ``API_KEYS``, or of the secret ``API_KEYS_SECRET`` names; ``None`` when neither.
+
+    Raises ``ConfigurationError`` when the secret is missing or its keys are malformed.
+    """
+    if settings.api_keys is not None:
+        raw = settings.api_keys.reveal()
+    elif settings.api_keys_secret:
+        try:
+            raw = (await secrets.get(settings.api_keys_secret)).reveal()
+        except NotFoundError:
+            raise ConfigurationError(
+                f"API_KEYS_SECRET: no secret {settings.api_keys_secret!r}"
+            ) from None
+    else:
+        return None
+    keys = ApiKeys.parse(raw)
+    log.info("api_keys.loaded", count=len(keys.keys))
+    return keys
+
+
+def hold_url_credentials(url: str) -> None:
+    """Mask the password (and user) inside ``url`` wherever text is masked, from now on.
+
+    The URL as a whole is a held :class:`Secret`; a server's error may echo its
+    password alone, raw or percent-decoded.
+    """
+    parts = urlsplit(url)
+    for part in (parts.password, parts.username):
+        if part:
+            hold_secret(part)
+            hold_secret(unquote(part))
 
 
 def _entry_point_tools() -> ToolRegistry:
@@ -178,6 +217,7 @@ async def _state_store(
             from assistant_service.adapters.state.redis import RedisStateStore  # noqa: PLC0415
 
             assert settings.redis_url is not None  # load_settings requires it  # noqa: S101
+            hold_url_credentials(settings.redis_url.reveal())
             password = None
             if settings.redis_password_secret:
                 password = await secrets.get(settings.redis_password_secret)

@@ -2,8 +2,9 @@
 
 Every line carries the bound context (``correlation_id``), a timestamp and a
 level; JSON lines add ``severity`` and ``message`` for Cloud Logging. Values of
-keys that look secret are redacted, and anything shaped like an API key is masked,
-as a second line of defence behind the :class:`~assistant_service.domain.secrets.Secret` type.
+keys that look secret are redacted, every secret value the process holds is
+masked (whole, encoded or partly echoed), and anything shaped like an API key
+too: a second line of defence behind the :class:`~assistant_service.domain.secrets.Secret` type.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from assistant_service.domain.secrets import mask_key_shaped
+from assistant_service.domain.secrets import mask_secrets
 from assistant_service.entrypoints.settings import LogFormat, LogStream, Settings
 
 REDACTED = "[REDACTED]"
@@ -26,7 +27,7 @@ _HANDLER_NAME = "assistant_service"
 
 
 def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
-    """Replace the values of secret-looking keys, and key-shaped text, with ``[REDACTED]``."""
+    """Replace the values of secret-looking keys with ``[REDACTED]``; mask held and key-shaped secrets."""
     _redact_mapping(event_dict)
     return event_dict
 
@@ -42,7 +43,7 @@ def _redact_mapping(mapping: MutableMapping[str, Any]) -> MutableMapping[str, An
 
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        return mask_key_shaped(value)
+        return mask_secrets(value)
     if isinstance(value, dict):
         return _redact_mapping(dict(value))
     if isinstance(value, (list, tuple)):

@@ -149,6 +149,10 @@ class Settings:
     metrics_port: int | None = None
     # The playground page at / (None: on in development, off in production).
     playground: Switch | None = None
+    # API keys as JSON (development), or the name of the secret that holds them
+    # (Secret Manager in production): when either is set, requests need a key.
+    api_keys: Secret | None = None
+    api_keys_secret: str | None = None
 
     @property
     def production(self) -> bool:
@@ -241,6 +245,7 @@ def _converter() -> cattrs.Converter:
             Settings,
             converter,
             redis_url=override(struct_hook=lambda value, _: Secret("REDIS_URL", str(value))),
+            api_keys=override(struct_hook=lambda value, _: Secret("API_KEYS", str(value))),
         ),
     )
     return converter
@@ -319,7 +324,7 @@ def _state_store_problems(settings: Settings) -> list[str]:
     return []
 
 
-_SECRET_FIELDS = frozenset({"openai_api_key", "redis_url"})
+_SECRET_FIELDS = frozenset({"openai_api_key", "redis_url", "api_keys"})
 _LOWERCASE = frozenset(
     {
         "environment",

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 
-async def start(client: Any, **query: str) -> str:
-    response = await client.get("/start", query_string=query)
+async def start(client: Any, headers: dict[str, str] | None = None, **query: str) -> str:
+    response = await client.get("/start", query_string=query, headers=headers or {})
     assert response.status_code == 200, await response.get_data()
     body = await response.get_json()
     return str(body["thread_id"])

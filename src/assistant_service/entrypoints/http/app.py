@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from quart import Quart, Response, websocket
 
+from assistant_service.entrypoints.http.access import register_access
+from assistant_service.entrypoints.http.auth import WebSocketTickets
 from assistant_service.entrypoints.http.backpressure import (
     bound_request_bodies,
     bound_websocket_frames,
@@ -48,6 +50,7 @@ def create_app(services: Services) -> Quart:
     state = EdgeState(slots=slots)
     app.extensions[EXTENSION] = state
     register_error_handlers(app)
+    register_access(app, services, WebSocketTickets())
 
     @app.after_serving
     async def close_clients() -> None:

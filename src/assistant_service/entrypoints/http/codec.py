@@ -35,6 +35,7 @@ from assistant_service.domain.events import (
 )
 from assistant_service.domain.models import HistoryPage, RunResult
 from assistant_service.domain.runs import ApprovalDecision, RunRecord
+from assistant_service.domain.secrets import mask_secrets
 from assistant_service.domain.tools import ToolCall, ToolOutcome
 
 T = TypeVar("T")
@@ -328,8 +329,24 @@ def internal_error_event(correlation_id: str) -> dict[str, Any]:
 
 
 def dumps(payload: Any) -> str:
-    """Compact JSON; non-ASCII is escaped so any text is safe on every transport."""
-    return json.dumps(payload, separators=(",", ":"))
+    """Compact JSON, with every held secret value and key-shaped text masked.
+
+    Every body, SSE and WebSocket event the edge sends is written here, so an
+    upstream that echoes a secret (in an error, an event, a message) never
+    gets it to a client. Non-ASCII is escaped so any text is safe on every transport.
+    """
+    return json.dumps(masked(payload), separators=(",", ":"))
+
+
+def masked(payload: Any) -> Any:
+    """``payload`` with :func:`mask_secrets` applied to every string in it (keys aside)."""
+    if isinstance(payload, str):
+        return mask_secrets(payload)
+    if isinstance(payload, dict):
+        return {key: masked(value) for key, value in payload.items()}
+    if isinstance(payload, (list, tuple)):
+        return [masked(item) for item in payload]
+    return payload
 
 
 def parse_chat_request(raw: bytes | str) -> ChatRequest:

@@ -28,6 +28,7 @@ from assistant_service.domain.errors import (
     UpstreamError,
     UpstreamUnavailableError,
 )
+from assistant_service.entrypoints.http.auth import ForbiddenError, UnauthenticatedError
 from assistant_service.entrypoints.http.codec import MalformedRequestError, dumps, error_payload
 
 log = structlog.get_logger(__name__)
@@ -54,6 +55,8 @@ class UnavailableError(AssistantServiceError):
 # Most specific first: the first class the error is an instance of wins.
 STATUS_BY_ERROR: tuple[tuple[type[AssistantServiceError], int], ...] = (
     (MalformedRequestError, 400),
+    (UnauthenticatedError, 401),
+    (ForbiddenError, 403),
     (InvalidInputError, 422),
     (NotFoundError, 404),
     (ConflictError, 409),
@@ -94,7 +97,10 @@ def response_for(error: AssistantServiceError) -> Response:
         log.error("request.failed", error_code=error.code, exc_info=error)
         payload = {"code": error.code, "message": "the server could not handle the request"}
     retry_after = error.retry_after if isinstance(error, UpstreamUnavailableError) else None
-    return error_response(status, payload, retry_after)
+    response = error_response(status, payload, retry_after)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="assistant-service"'
+    return response
 
 
 def _http_code(error: HTTPException) -> str:

@@ -6,6 +6,7 @@ import structlog
 from quart import Quart, Response, request
 
 from assistant_service.domain.errors import InvalidInputError
+from assistant_service.entrypoints.http.access import check_thread, owner_metadata
 from assistant_service.entrypoints.http.codec import (
     ChatRequest,
     history_body,
@@ -43,7 +44,8 @@ def register_routes(app: Quart, services: Services, state: EdgeState) -> None:
                 "invalid assistant id",
                 {"assistant_id": f"at most {MAX_ASSISTANT_ID_LENGTH} characters"},
             )
-        thread_id = await services.assistant.start_conversation(assistant_id)
+        metadata = await owner_metadata(services, assistant_id)
+        thread_id = await services.assistant.start_conversation(assistant_id, metadata or None)
         log.info("conversation.started")
         return json_response({"thread_id": thread_id})
 
@@ -70,6 +72,7 @@ def register_routes(app: Quart, services: Services, state: EdgeState) -> None:
         chat = parse_chat_request(await request.get_data(cache=False))
         check_message_length(chat, settings.max_message_length)
         structlog.contextvars.bind_contextvars(thread_id=chat.thread_id)
+        await check_thread(services, chat.thread_id)
         return await start_chat(app, services, state, chat)
 
     register_run_routes(app, services, state)

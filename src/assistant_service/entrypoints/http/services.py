@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 
 from assistant_service.application.service import AssistantService
+from assistant_service.entrypoints.http.auth import ApiKeys
 from assistant_service.entrypoints.observability import Observability
 from assistant_service.entrypoints.settings import Settings
 from assistant_service.ports.config import AssistantConfigRepository
@@ -36,3 +37,5 @@ class Services:
     closers: tuple[Closer, ...] = ()
     # Metrics and traces: the observer the assistant reports to, and what the edge serves.
     observability: Observability = Observability()
+    # API_KEYS: when set, every route but /healthz and /readyz needs one.
+    api_keys: ApiKeys | None = None

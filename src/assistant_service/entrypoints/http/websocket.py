@@ -32,6 +32,7 @@ from assistant_service.domain.errors import (
     InvalidInputError,
 )
 from assistant_service.domain.events import RunEvent
+from assistant_service.entrypoints.http.access import check_run, check_thread
 from assistant_service.entrypoints.http.codec import (
     ApprovalsRequest,
     CancelFrame,
@@ -83,6 +84,7 @@ class SocketSession:
                 frame_id = frame_id_of(raw)
                 try:
                     frame = self._accept_frame(raw)
+                    await self._check_owner(frame)
                     if isinstance(frame, CancelFrame):
                         await self._cancel(frame)
                         continue
@@ -119,6 +121,15 @@ class SocketSession:
         self._state.slots.acquire()
         self._slot_taken = True
         return frame
+
+    async def _check_owner(self, frame: Frame) -> None:
+        """``NotFoundError`` for a thread (or run) another API key started."""
+        if isinstance(frame, ChatRequest):
+            await check_thread(self._services, frame.thread_id)
+        elif frame.run_id is not None:
+            await check_run(self._services, frame.thread_id, frame.run_id)
+        else:
+            await check_thread(self._services, frame.thread_id)
 
     def _events_for(self, frame: Frame) -> AsyncGenerator[RunEvent, None]:
         assistant = self._services.assistant

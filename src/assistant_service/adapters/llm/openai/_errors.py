@@ -11,8 +11,9 @@
     openai.APIError (an error event inside a stream)        -> UpstreamError
     httpx2 transport / stream errors that escape the SDK    -> UpstreamUnavailableError
 
-Messages never carry the API key: the upstream's own message is kept short and
-anything shaped like a key is masked.
+Messages never carry the API key: the upstream's own message is kept short, and
+held secret values (whole, encoded or partly echoed) and anything shaped like a
+key are masked.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from assistant_service.domain.errors import (
     UpstreamError,
     UpstreamUnavailableError,
 )
-from assistant_service.domain.secrets import mask_key_shaped
+from assistant_service.domain.secrets import mask_secrets
 
 _UNAVAILABLE_STATUSES = frozenset({429, 503})
 _KEY_REFUSED_STATUSES = frozenset({401, 403})
@@ -104,8 +105,8 @@ def upstream_message(error: openai.APIError) -> str:
 
 
 def redact(text: str) -> str:
-    """``text`` cut short, with anything shaped like an API key or bearer token masked."""
-    masked = mask_key_shaped(text)
+    """``text`` cut short, with held secret values and anything key-shaped masked."""
+    masked = mask_secrets(text)
     return masked if len(masked) <= _MAX_MESSAGE else masked[:_MAX_MESSAGE] + "..."
 
 

@@ -1,0 +1,193 @@
+"""API keys at the edge: who is calling, what they may use, which threads are theirs.
+
+``API_KEYS`` (or the secret ``API_KEYS_SECRET`` names) is a JSON array of
+``{"id", "key" | "key_sha256", "assistants"?, "rate_limit"?, "daily_tokens"?}``.
+Keys are kept as SHA-256 digests and compared in constant time. A thread
+belongs to the key that started it (its id is in the conversation's metadata);
+to any other key it does not exist. Browsers, which cannot set headers on a
+WebSocket, trade their key for a short-lived single-use ticket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import attrs
+
+from assistant_service.domain.errors import (
+    AssistantServiceError,
+    ConfigurationError,
+    NotFoundError,
+)
+from assistant_service.domain.secrets import hold_secret
+
+# The conversation metadata key that names the API key that started it.
+OWNER_KEY = "api_key_id"
+TICKET_TTL = 30.0
+_MAX_TICKETS = 10_000
+_SHA256_HEX = frozenset("0123456789abcdef")
+
+
+class UnauthenticatedError(AssistantServiceError):
+    """No API key, or one that is not known (HTTP 401 with ``WWW-Authenticate: Bearer``)."""
+
+    code = "unauthenticated"
+
+
+class ForbiddenError(AssistantServiceError):
+    """The API key may not use this assistant (HTTP 403)."""
+
+    code = "forbidden"
+
+
+@attrs.frozen(repr=False)
+class ApiKey:
+    """One client's key: its id, the digest of its key, and what it may do."""
+
+    id: str
+    sha256: bytes
+    assistants: frozenset[str] | None = None
+    rate_limit: str | None = None
+    daily_tokens: int | None = None
+
+    def may_use(self, assistant_id: str) -> bool:
+        return self.assistants is None or assistant_id in self.assistants
+
+    def __repr__(self) -> str:
+        return f"ApiKey({self.id!r})"
+
+
+@attrs.frozen
+class ApiKeys:
+    """The keys the service accepts."""
+
+    keys: tuple[ApiKey, ...]
+
+    def authenticate(self, presented: str) -> ApiKey | None:
+        """The key ``presented`` is, or ``None``; every digest is compared, in constant time."""
+        digest = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()
+        found = None
+        for key in self.keys:
+            if hmac.compare_digest(digest, key.sha256):
+                found = key
+        return found
+
+    @classmethod
+    def parse(cls, raw: str) -> ApiKeys:
+        """Keys from their JSON text; raises ``ConfigurationError`` naming the entry at fault.
+
+        Each plain ``key`` is held for masking (it never shows in a log or a body).
+        """
+        try:
+            entries = json.loads(raw)
+        except ValueError:
+            raise ConfigurationError("API_KEYS: not valid JSON (a JSON array of keys)") from None
+        if not isinstance(entries, list) or not entries:
+            raise ConfigurationError("API_KEYS: expected a non-empty JSON array of keys")
+        keys = [_key(i, entry) for i, entry in enumerate(entries)]
+        ids = [k.id for k in keys]
+        if len(set(ids)) != len(ids):
+            raise ConfigurationError("API_KEYS: two keys have the same id")
+        return cls(tuple(keys))
+
+
+_FIELDS = frozenset({"id", "key", "key_sha256", "assistants", "rate_limit", "daily_tokens"})
+
+
+def _key(index: int, entry: Any) -> ApiKey:  # noqa: C901 -- one check per field
+    where = f"API_KEYS[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigurationError(f"{where}: expected an object")
+    unknown = sorted(set(entry) - _FIELDS)
+    if unknown:
+        raise ConfigurationError(f"{where}: unknown fields {', '.join(unknown)}")
+    key_id = entry.get("id")
+    if not isinstance(key_id, str) or not key_id or len(key_id) > 64:
+        raise ConfigurationError(f"{where}: id must be a string of 1 to 64 characters")
+    plain, digest = entry.get("key"), entry.get("key_sha256")
+    if (plain is None) == (digest is None):
+        raise ConfigurationError(f"{where} ({key_id}): give exactly one of key, key_sha256")
+    if plain is not None:
+        if not isinstance(plain, str) or len(plain) < 16:
+            raise ConfigurationError(f"{where} ({key_id}): key must be 16 characters or more")
+        hold_secret(plain)
+        sha256 = hashlib.sha256(plain.encode()).digest()
+    else:
+        if not isinstance(digest, str) or len(digest) != 64 or set(digest) - _SHA256_HEX:
+            raise ConfigurationError(f"{where} ({key_id}): key_sha256 must be 64 lowercase hex")
+        sha256 = bytes.fromhex(digest)
+    assistants = entry.get("assistants")
+    if assistants is not None and (
+        not isinstance(assistants, list) or not all(isinstance(a, str) for a in assistants)
+    ):
+        raise ConfigurationError(f"{where} ({key_id}): assistants must be a list of ids")
+    rate_limit = entry.get("rate_limit")
+    if rate_limit is not None and not isinstance(rate_limit, str):
+        raise ConfigurationError(f'{where} ({key_id}): rate_limit must be like "60/minute"')
+    daily = entry.get("daily_tokens")
+    if daily is not None and (not isinstance(daily, int) or isinstance(daily, bool) or daily < 1):
+        raise ConfigurationError(f"{where} ({key_id}): daily_tokens must be a positive integer")
+    return ApiKey(
+        id=key_id,
+        sha256=sha256,
+        assistants=None if assistants is None else frozenset(assistants),
+        rate_limit=rate_limit,
+        daily_tokens=daily,
+    )
+
+
+class Headers(Protocol):
+    """What :func:`presented_key` reads: Werkzeug's ``Headers``, or a plain mapping."""
+
+    def get(self, key: str, default: str, /) -> str: ...
+
+
+def presented_key(headers: Headers) -> str | None:
+    """The key in ``Authorization: Bearer <key>`` or ``X-API-Key``, if any."""
+    authorization = headers.get("Authorization", "")
+    scheme, _, credentials = authorization.strip().partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return headers.get("X-API-Key", "").strip() or None
+
+
+@attrs.define
+class WebSocketTickets:
+    """Single-use tickets for opening a WebSocket, each good for ``ttl`` seconds.
+
+    Kept in this process's memory: a client opens its socket on the instance
+    that issued the ticket's answer, or retries with a new ticket.
+    """
+
+    ttl: float = TICKET_TTL
+    clock: Callable[[], float] = time.monotonic
+    _tickets: dict[str, tuple[str, float]] = attrs.field(factory=dict, init=False)
+
+    def issue(self, key_id: str) -> str:
+        now = self.clock()
+        self._tickets = {t: v for t, v in self._tickets.items() if v[1] > now}
+        if len(self._tickets) >= _MAX_TICKETS:
+            oldest = min(self._tickets, key=lambda t: self._tickets[t][1])
+            del self._tickets[oldest]
+        ticket = "wst_" + secrets.token_urlsafe(32)
+        self._tickets[ticket] = (key_id, now + self.ttl)
+        return ticket
+
+    def redeem(self, ticket: str) -> str | None:
+        """The key id the ticket was issued to, once; ``None`` when unknown, used or expired."""
+        entry = self._tickets.pop(ticket, None)
+        if entry is None or entry[1] <= self.clock():
+            return None
+        return entry[0]
+
+
+def check_owner(metadata: Mapping[str, str], key: ApiKey | None, thread_id: str) -> None:
+    """Raise ``NotFoundError`` unless ``key`` started the thread (or keys are off)."""
+    if key is not None and metadata.get(OWNER_KEY) != key.id:
+        raise NotFoundError("conversation", thread_id)
