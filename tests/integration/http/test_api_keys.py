@@ -165,3 +165,18 @@ async def test_the_composition_reads_api_keys_and_holds_their_values():
     assert mask_secrets(f"echo {key}") == f"echo {MASKED}"
     with pytest.raises(ConfigurationError, match="API_KEYS_SECRET"):
         await services_from_settings(load_settings({"API_KEYS_SECRET": "missing"}))
+
+
+async def test_the_pages_stay_open_and_the_document_describes_the_keys(client, services):
+    # The playground asks for a key itself: its page and assets carry no data.
+    for path in ("/", "/docs", "/openapi.json", "/assets/playground.js"):
+        assert (await client.get(path)).status_code == 200, path
+    assert (await client.get("/assistants")).status_code == 401
+    document = await (await client.get("/openapi.json")).get_json()
+    assert "/ws-tickets" in document["paths"]
+    assert set(document["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    assert "security" in document["paths"]["/chat"]["post"]
+    assert "401" in document["paths"]["/chat"]["post"]["responses"]
+    assert "security" not in document["paths"]["/healthz"]["get"]
+    routes = {rule.rule for rule in client.app.url_map.iter_rules()}
+    assert "/ws-tickets" in routes

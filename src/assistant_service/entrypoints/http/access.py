@@ -23,6 +23,9 @@ from assistant_service.entrypoints.http.services import Services
 log = structlog.get_logger(__name__)
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+# Pages and their assets hold no data: the playground asks for a key, then uses it.
+OPEN_PAGES = frozenset({"/", "/docs", "/openapi.json"})
+OPEN_PAGE_PREFIX = "/assets/"
 
 
 def current_key() -> ApiKey | None:
@@ -85,7 +88,11 @@ def register_access(app: Quart, services: Services, tickets: WebSocketTickets) -
 
     @app.before_request
     async def authenticate_request() -> None:
-        if request.path in OPEN_PATHS:
+        if (
+            request.path in OPEN_PATHS
+            or request.path in OPEN_PAGES
+            or request.path.startswith(OPEN_PAGE_PREFIX)
+        ):
             return
         _bind(_authenticate(services, presented_key(request.headers)))
         thread_id = (request.view_args or {}).get("thread_id")

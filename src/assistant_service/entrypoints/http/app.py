@@ -63,6 +63,7 @@ def create_app(services: Services) -> Quart:
         app,
         playground=settings.serve_playground,
         metrics=services.observability.serve_metrics_route,
+        api_keys=services.api_keys is not None,
     )
 
     @app.websocket("/stream")

@@ -18,6 +18,7 @@ from assistant_service.application.history import DEFAULT_PAGE_SIZE, MAX_PAGE_SI
 from assistant_service.application.service import _CONVERSATION_ID, _RUN_ID
 from assistant_service.domain.models import Role, RunStatus
 from assistant_service.domain.tools import OutcomeStatus
+from assistant_service.entrypoints.http.access import OPEN_PATHS
 
 __all__ = ["openapi_document"]
 
@@ -52,6 +53,7 @@ NULLABLE_STRING = {"type": ["string", "null"]}
 # Status -> what it means on this API; each operation lists the ones it can answer.
 _ERRORS = {
     "400": "Malformed JSON (`malformed_request`).",
+    "401": "No API key, or an unknown one (`unauthenticated`), when `API_KEYS` is set.",
     "404": "Unknown thread, run or assistant (`not_found`).",
     "405": "The method is not allowed on this path (`method_not_allowed`).",
     "409": "A run is already active on the thread, or the run has ended (`conflict`).",
@@ -634,9 +636,18 @@ def _html(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"text/html": {"schema": STRING}}}
 
 
-def openapi_document(*, metrics: bool = False, playground: bool = False) -> dict[str, Any]:
-    """The OpenAPI 3.1 document; ``metrics`` and ``playground``: whether those routes are served."""
-    return {
+def openapi_document(
+    *, metrics: bool = False, playground: bool = False, api_keys: bool = False
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document; ``metrics``, ``playground``, ``api_keys``: what is served.
+
+    With ``api_keys``, every operation but the health checks and the pages
+    needs a key (``Authorization: Bearer`` or ``X-API-Key``), and
+    ``POST /ws-tickets`` is there.
+    """
+    paths = _paths(metrics=metrics, playground=playground)
+    components: dict[str, Any] = {"schemas": _schemas()}
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "assistant-service",
@@ -645,6 +656,42 @@ def openapi_document(*, metrics: bool = False, playground: bool = False) -> dict
             ' carries `X-Correlation-ID`; every error is `{"error": {"code", "message",'
             ' "correlation_id"}}`.',
         },
-        "paths": _paths(metrics=metrics, playground=playground),
-        "components": {"schemas": _schemas()},
+        "paths": paths,
+        "components": components,
     }
+    if api_keys:
+        components["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }
+        paths["/ws-tickets"] = {
+            "post": {
+                "operationId": "wsTicket",
+                "summary": "A single-use ticket to open `/stream?ticket=...` (browsers)",
+                "responses": {
+                    "201": _json(
+                        "The ticket, and the seconds it stays valid.",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "ticket": STRING,
+                                "expires_in": {"type": "number"},
+                            },
+                            "required": ["ticket", "expires_in"],
+                        },
+                    ),
+                    **_errors("401"),
+                },
+            }
+        }
+        for path, item in paths.items():
+            if (
+                path in OPEN_PATHS
+                or path == "/"
+                or path.startswith(("/docs", "/openapi", "/assets"))
+            ):
+                continue
+            for operation in item.values():
+                operation["security"] = [{"bearer": []}, {"apiKey": []}]
+                operation["responses"].setdefault("401", _errors("401")["401"])
+    return document

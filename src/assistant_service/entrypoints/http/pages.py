@@ -51,10 +51,12 @@ def _page(body: bytes, content_type: str) -> Response:
     return response
 
 
-def register_pages(app: Quart, *, playground: bool, metrics: bool) -> None:
+def register_pages(app: Quart, *, playground: bool, metrics: bool, api_keys: bool = False) -> None:
     """``/openapi.json``, ``/docs`` and ``/assets/<name>``; ``/`` too when ``playground``."""
     assets = {name: _read(name) for name in (*ASSETS, *PAGES)}
-    document = dumps(openapi_document(metrics=metrics, playground=playground)).encode()
+    document = dumps(
+        openapi_document(metrics=metrics, playground=playground, api_keys=api_keys)
+    ).encode()
 
     @app.get("/openapi.json")
     async def openapi() -> Response:

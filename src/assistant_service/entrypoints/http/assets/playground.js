@@ -8,8 +8,10 @@
     assistant: $("assistant"), newThread: $("new-thread"), thread: $("thread"),
     loadHistory: $("load-history"), transcript: $("transcript"), composer: $("composer"),
     message: $("message"), send: $("send"), cancel: $("cancel"), keepRunning: $("keep-running"),
-    connection: $("connection"),
+    connection: $("connection"), apiKey: $("api-key"),
   };
+  // The key lives in this tab's session storage: gone when the tab closes.
+  const KEY_STORAGE = "assistant-service.api-key";
 
   const state = {
     socket: null,
@@ -61,8 +63,16 @@
 
   // ---- HTTP ----------------------------------------------------------------------
 
-  async function getJSON(path) {
-    const response = await fetch(path, { headers: { Accept: "application/json" } });
+  function apiKey() { return ui.apiKey.value.trim(); }
+
+  function headers() {
+    const found = { Accept: "application/json" };
+    if (apiKey()) found.Authorization = "Bearer " + apiKey();
+    return found;
+  }
+
+  async function getJSON(path, method) {
+    const response = await fetch(path, { method: method || "GET", headers: headers() });
     const body = await response.json().catch(() => null);
     if (!response.ok) {
       const error = (body && body.error) || { code: String(response.status), message: response.statusText };
@@ -127,11 +137,26 @@
 
   // ---- WebSocket -----------------------------------------------------------------
 
-  function connect() {
+  async function streamURL() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const url = scheme + "//" + location.host + "/stream";
+    if (!apiKey()) return url;
+    // A browser cannot set headers on a WebSocket: a single-use ticket stands for the key.
+    const { ticket } = await getJSON("/ws-tickets", "POST");
+    return url + "?ticket=" + encodeURIComponent(ticket);
+  }
+
+  async function connect() {
+    if (state.socket && state.socket.readyState === WebSocket.OPEN) return state.socket;
+    let url;
+    try {
+      url = await streamURL();
+    } catch (error) {
+      showError(error.code || "ws_ticket", error.message);
+      return null;
+    }
     return new Promise((resolve) => {
-      if (state.socket && state.socket.readyState === WebSocket.OPEN) { resolve(state.socket); return; }
-      const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-      const socket = new WebSocket(scheme + "//" + location.host + "/stream");
+      const socket = new WebSocket(url);
       state.socket = socket;
       setConnection("Connecting…");
       socket.addEventListener("open", () => {
@@ -358,6 +383,12 @@
 
   // Test hook and a way to see resume work by hand: drop the socket as a network would.
   window.playground = { dropConnection: () => state.socket && state.socket.close(4000, "dropped") };
+
+  ui.apiKey.value = sessionStorage.getItem(KEY_STORAGE) || "";
+  ui.apiKey.addEventListener("change", () => {
+    sessionStorage.setItem(KEY_STORAGE, apiKey());
+    loadAssistants();
+  });
 
   loadAssistants().then(() => {
     const match = /^#thread=(.+)$/.exec(location.hash);
