@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ import httpx2
 import pytest
 
 import assistant_service
-from support.servers import RedisServer, free_port
+from support.servers import HOST, RedisServer, free_port
 
 SOURCE = str(Path(assistant_service.__file__).parent.parent)
 SSE = {"Accept": "text/event-stream"}
@@ -134,14 +133,13 @@ def _start(name: str, env: dict[str, str], tmp_path: Path) -> Instance:
     log = tmp_path / f"{name}.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "assistant_service.entrypoints.cli", "serve"]
-            + ["--host", "127.0.0.1"],
+            [sys.executable, "-m", "assistant_service.entrypoints.cli", "serve", "--host", HOST],
             env={**env, "PORT": str(port)},
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    return Instance(name, f"http://127.0.0.1:{port}", process, log)
+    return Instance(name, f"http://{HOST}:{port}", process, log)
 
 
 def _wait_healthy(instance: Instance, deadline: float) -> None:
@@ -191,7 +189,7 @@ def pair(redis_server: RedisServer, tmp_path: Path) -> Iterator[Pair]:
             _kill(instance)
         # Captured: pytest shows it only when the test fails.
         for instance in instances:
-            print(f"--- {instance.name} log ---\n{instance.log.read_text()[-4000:]}")
+            sys.stdout.write(f"--- {instance.name} log ---\n{instance.log.read_text()[-4000:]}\n")
 
 
 def sse_events(response: httpx2.Response) -> Iterator[tuple[str | None, dict]]:
