@@ -321,3 +321,43 @@ async def test_a_run_cut_off_by_its_consumer_is_recorded_as_interrupted(service,
     record = await service.run(conversation, run_id)
     assert record.status is RunStatus.FAILED
     assert record.error_code == "interrupted"
+
+
+@pytest.mark.parametrize(
+    ("script", "final_type", "status"),
+    [
+        ((reply("Done."),), RunCompleted, RunStatus.COMPLETED),
+        ((call_tools(call_tool("bank.transfer", {"amount": 5})),), RunRequiresApproval,
+         RunStatus.REQUIRES_APPROVAL),
+    ],
+)  # fmt: skip
+async def test_when_the_final_event_arrives_the_run_is_recorded_and_the_thread_is_free(
+    service, model, script, final_type, status
+):
+    # A client that reads the final event and at once asks for the run's status
+    # (on any instance), or sends the next message, must not find the run still going.
+    model.script(*script, reply("Next."))
+    conversation = await service.start_conversation()
+    async with aclosing(service.stream(conversation, "go")) as events:
+        async for event in events:
+            if isinstance(event, final_type):
+                record = await service.run(conversation, event.run_id)
+                assert record.status is status
+                with anyio.fail_after(5):
+                    result = await service.chat(conversation, "next")
+                assert result.status is RunStatus.COMPLETED
+
+
+async def test_when_run_cancelled_arrives_the_run_is_recorded_cancelled(service, model):
+    model.script(call_tools(call_tool("bank.slow")), reply("Next."))
+    conversation = await service.start_conversation()
+    async with aclosing(service.stream(conversation, "wait")) as events:
+        async for event in events:
+            if isinstance(event, ToolCallStarted):
+                await service.cancel(conversation, event.run_id)
+            if isinstance(event, RunCancelled):
+                record = await service.run(conversation, event.run_id)
+                assert record.status is RunStatus.CANCELLED
+                with anyio.fail_after(5):
+                    result = await service.chat(conversation, "next")
+                assert result.status is RunStatus.COMPLETED

@@ -65,6 +65,8 @@ DEFAULT_APPROVAL_TTL = 24 * 3600.0
 CLEANUP_TIMEOUT = 5.0
 # A follower of a run's events asks the log for more at most this long at a time.
 FOLLOW_WAIT = 1.0
+# How long a follower waits for the final event of a run recorded as ended.
+FINAL_EVENT_WAIT = 0.5
 
 StartSoon = Callable[..., Any]
 
@@ -258,7 +260,10 @@ class AssistantService:
                     record = await self._state.load_run(run_id)
                 except NotFoundError:
                     return  # expired, or its process died and its record lapsed
-                if record.status.ended and not await self._state.read_events(run_id, after):
+                # A run is recorded as ended just before its final event is logged.
+                if record.status.ended and not await self._state.read_events(
+                    run_id, after, wait=FINAL_EVENT_WAIT
+                ):
                     return
 
     async def history(self, conversation_id: str) -> list[Message]:
@@ -316,6 +321,7 @@ class AssistantService:
         observation = self.observer.run_started(
             RunInfo(run_id, conversation.id, profile.id, profile.model)
         )
+        recorded = False
         try:
             async with aclosing(
                 observed_run(
@@ -339,12 +345,17 @@ class AssistantService:
                     numbered = attrs.evolve(event, seq=seq)
                     if isinstance(numbered, FINAL_EVENTS):
                         final = numbered
+                        # Before anyone sees the final event (here or resumed on another
+                        # instance): the run is recorded as ended and its conversation free.
+                        with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT):
+                            await self._conclude(record, final, lease)
+                            recorded = True
                     await self._publish(publisher, numbered)
                     yield numbered
         finally:
             del self._guards[run_id]
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT):
-                await self._finish(publisher, record, final)
+                await self._finish(publisher, record, final, recorded=recorded)
 
     @property
     def _live_ttl(self) -> float:
@@ -361,10 +372,44 @@ class AssistantService:
                 extra={"run_id": publisher.run_id, "error_code": error.code},
             )
 
+    async def _conclude(self, record: RunRecord, final: FinalEvent, lease: Any) -> None:
+        """Record how the run ended and free its conversation (its history is written)."""
+        ended, ttl = self._ended(record, final)
+        try:
+            await self._state.save_run(ended, ttl)
+        except AssistantServiceError as error:
+            log.warning(
+                "run.not_recorded", extra={"run_id": record.run_id, "error_code": error.code}
+            )
+        try:
+            await self._state.release(lease)
+        except AssistantServiceError as error:  # released again at the run's exit
+            log.warning(
+                "lease.release_failed", extra={"run_id": record.run_id, "error_code": error.code}
+            )
+
     async def _finish(
-        self, publisher: EventPublisher, record: RunRecord, final: FinalEvent | None
+        self,
+        publisher: EventPublisher,
+        record: RunRecord,
+        final: FinalEvent | None,
+        *,
+        recorded: bool = False,
     ) -> None:
-        """Record how the run ended (interrupted, when it never got to say) and keep its events."""
+        """Record how the run ended (unless done) and keep its events for ``events_ttl``."""
+        ended, ttl = self._ended(record, final)
+        try:
+            await publisher.flush()
+            if not recorded:
+                await self._state.save_run(ended, ttl)
+            await self._state.expire_events(record.run_id, ttl)
+        except AssistantServiceError as error:
+            log.warning(
+                "run.not_recorded", extra={"run_id": record.run_id, "error_code": error.code}
+            )
+
+    def _ended(self, record: RunRecord, final: FinalEvent | None) -> tuple[RunRecord, float]:
+        """The record of the run ended with ``final`` (interrupted, when it never got to say)."""
         ttl = self.events_ttl
         if isinstance(final, RunRequiresApproval):
             ended = attrs.evolve(
@@ -393,14 +438,7 @@ class AssistantService:
                 error_code=interrupted.code,
                 error_message=interrupted.message,
             )
-        try:
-            await publisher.flush()
-            await self._state.save_run(ended, ttl)
-            await self._state.expire_events(record.run_id, ttl)
-        except AssistantServiceError as error:
-            log.warning(
-                "run.not_recorded", extra={"run_id": record.run_id, "error_code": error.code}
-            )
+        return ended, ttl
 
     async def _record(self, conversation_id: str | None, run_id: str) -> RunRecord:
         """The run's record, if it belongs to the conversation; ``NotFoundError`` otherwise."""
