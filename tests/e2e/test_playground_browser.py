@@ -9,6 +9,7 @@ leaves a screenshot in tests/artifacts/.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import threading
@@ -26,6 +27,7 @@ from assistant_service.application.service import AssistantService
 from assistant_service.domain.models import AssistantProfile, RunLimits
 from assistant_service.entrypoints.bootstrap import demo_tools
 from assistant_service.entrypoints.http.app import create_app
+from assistant_service.entrypoints.http.auth import ApiKeys
 from assistant_service.entrypoints.http.services import Services
 from assistant_service.entrypoints.server import hypercorn_config, serve
 from assistant_service.entrypoints.settings import LLMBackend, Settings
@@ -77,10 +79,9 @@ def services() -> Services:
     return Services(assistant, configs, InMemorySecretRepository(values={}), settings)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    """Hypercorn in a thread, on its own event loop, until the module's tests end."""
-    built = services()
+@contextlib.contextmanager
+def live_server(built: Services) -> Iterator[LiveServer]:
+    """Hypercorn in a thread, on its own event loop, until the block ends."""
     config = hypercorn_config(built.settings, "127.0.0.1", 0)
     sockets = config.create_sockets()
     port = sockets.insecure_sockets[0].getsockname()[1]
@@ -105,6 +106,12 @@ def server() -> Iterator[LiveServer]:
         thread.join(10)
         for sock in sockets.insecure_sockets:
             sock.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LiveServer]:
+    with live_server(services()) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")
@@ -270,3 +277,36 @@ def test_screenshot_for_the_readme(page):
     expect(page.locator("#transcript .usage")).to_have_count(2)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "playground.png"))
+
+
+PLAYGROUND_KEY = "playground-key-0123456789abcdef"
+
+
+def test_with_api_keys_on_the_page_asks_for_a_key_and_keeps_it_for_the_tab(browser):
+    keys = ApiKeys.parse(json.dumps([{"id": "tester", "key": PLAYGROUND_KEY}]))
+    with live_server(attrs.evolve(services(), api_keys=keys)) as keyed:
+        context = browser.new_context()
+        page = context.new_page()
+        urls: list[str] = []
+        page.on("request", lambda r: urls.append(r.url))
+        page.on("websocket", lambda socket: urls.append(socket.url))
+        page.goto(keyed.url + "/")
+        # Without a key the page loads but the API says so.
+        expect(page.get_by_role("alert").first).to_contain_text("unauthenticated")
+        page.get_by_label("API key").fill(PLAYGROUND_KEY)
+        page.get_by_label("API key").press("Tab")  # "change": stored, assistants reloaded
+        expect(page.locator("#assistant option")).to_have_count(2)
+        send(page, "use add a=2 b=3")
+        expect(page.locator("#transcript .msg.assistant").last).to_contain_text(
+            "demo.add returned 5.0"
+        )
+        page.reload()
+        assert page.get_by_label("API key").input_value() == PLAYGROUND_KEY
+        sockets = [url for url in urls if url.startswith(keyed.ws_url)]
+        assert sockets
+        assert all("?ticket=" in url for url in sockets)
+        assert not any(PLAYGROUND_KEY in url for url in urls)  # never in a URL
+        other_tab = context.new_page()
+        other_tab.goto(keyed.url + "/")
+        assert other_tab.get_by_label("API key").input_value() == ""  # kept for its tab only
+        context.close()
