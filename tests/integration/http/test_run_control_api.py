@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import anyio
+import attrs
 import pytest
 from http_support import start
 
@@ -287,3 +288,27 @@ async def test_ws_approvals_frame_streams_the_continuation(client, model, probe)
     assert continued[0]["resumes"] == run_id
     assert continued[-1]["responses"] == ["noted"]
     assert len(probe.thread_names) == 1
+
+
+async def test_a_background_run_still_going_at_shutdown_is_recorded_as_interrupted(
+    services, model, probe
+):
+    from assistant_service.entrypoints.http.app import create_app  # noqa: PLC0415
+
+    settings = attrs.evolve(services.settings, graceful_timeout=0.2)
+    app = create_app(attrs.evolve(services, settings=settings))
+    model.script(call_tools(call_tool("t.wait", {"seconds": 30})))
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        thread_id = await start(client)
+        response = await client.post(
+            "/chat", json={"thread_id": thread_id, "message": "wait", "background": True}
+        )
+        run_id = (await response.get_json())["run_id"]
+        with anyio.fail_after(5):
+            await probe.started.wait()
+    # The app stopped: past the graceful timeout the run was cancelled, and said so.
+    assert probe.cancelled
+    record = await services.assistant.run(thread_id, run_id)
+    assert record.status.value == "failed"
+    assert record.error_code == "interrupted"
