@@ -25,6 +25,8 @@ from assistant_service.domain.models import Conversation
 pytestmark = pytest.mark.anyio
 
 TTL = 0.3  # seconds; long enough for a few round trips, short enough to wait out
+# For a lease that must stay live through the test, however slow a loaded emulator is.
+LIVE = 30.0
 
 
 def conversation(identifier: str = "conv_1") -> Conversation:
@@ -170,8 +172,8 @@ async def test_the_store_answers_a_ping(store):
 
 
 async def test_a_live_lease_refuses_another_holder_on_any_instance(store, peer):
-    lease = await store.acquire("conv_1", "run-1", TTL)
-    assert (lease.conversation_id, lease.holder, lease.ttl) == ("conv_1", "run-1", TTL)
+    lease = await store.acquire("conv_1", "run-1", LIVE)
+    assert (lease.conversation_id, lease.holder, lease.ttl) == ("conv_1", "run-1", LIVE)
     with pytest.raises(ConflictError) as refused:
         await peer.acquire("conv_1", "run-2", TTL)
     assert not isinstance(refused.value, LeaseLostError)
@@ -201,8 +203,8 @@ async def test_tokens_rise_across_release_expiry_and_the_same_holder(store, peer
 async def test_the_same_holder_asking_again_gets_a_new_lease_and_the_old_one_stops_counting(
     store,
 ):
-    old = await store.acquire("conv_1", "run-1", TTL)
-    new = await store.acquire("conv_1", "run-1", TTL)
+    old = await store.acquire("conv_1", "run-1", LIVE)
+    new = await store.acquire("conv_1", "run-1", LIVE)
     assert new.token > old.token
     with pytest.raises(LeaseLostError):
         await store.renew(old)
@@ -249,7 +251,7 @@ async def test_release_frees_the_conversation(store, peer):
 async def test_a_stale_lease_releases_nothing(store, peer):
     stale = await store.acquire("conv_1", "run-1", TTL)
     await wait_out()
-    current = await peer.acquire("conv_1", "run-2", TTL)
+    current = await peer.acquire("conv_1", "run-2", LIVE)
     await store.release(stale)
     with pytest.raises(ConflictError):
         await store.acquire("conv_1", "run-3", TTL)
