@@ -47,6 +47,7 @@ step to well under a lease's ttl (Cloud Run's are).
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -600,9 +601,15 @@ class FirestoreStateStore:
                 ) from error
             cancelled = error.__context__
             if isinstance(cancelled, anyio.get_cancelled_exc_class()):
-                # The same, cancelled by the caller (a lease renewal its run no
-                # longer needs): let the cancellation through, not the ValueError.
-                raise cancelled from None
+                if anyio.current_effective_deadline() == -math.inf:
+                    # The same, cancelled by the caller (a lease renewal its run no
+                    # longer needs): let the cancellation through, not the ValueError.
+                    raise cancelled from None
+                # A cancellation inside the client, not of this task: passing it on
+                # would cancel a caller nobody cancelled.
+                raise StateStoreUnavailableError(
+                    f"{where} stopped a call of its own: {error}"
+                ) from error
             # How the client says a transaction kept meeting others: retries exhausted.
             if isinstance(error.__cause__, api_exceptions.Aborted):
                 raise StateStoreUnavailableError(
