@@ -81,6 +81,10 @@ async def test_approve_over_http_runs_the_call_and_answers_with_the_result(clien
         await client.post(url, json={"decisions": [{"call_id": "c_n", "approve": True}]})
     )
     assert (status, error["code"]) == (409, "conflict")
+    # The stopped run says which run continued it.
+    stopped = await (await client.get(f"/threads/{thread_id}/runs/{run_id}")).get_json()
+    assert stopped["status"] == "requires_approval"
+    assert stopped["resumed_by"] == body["run_id"]
 
 
 @pytest.mark.parametrize(

@@ -203,6 +203,9 @@ def run_body(record: RunRecord) -> dict[str, Any]:
     }
     if record.resumes:
         body["resumes"] = record.resumes
+    if record.resumed_by:
+        # A decision continued it (or a new message denied its calls) in this run.
+        body["resumed_by"] = record.resumed_by
     if record.result is not None:
         body["result"] = result_body(record.result)
     if record.error_code is not None:

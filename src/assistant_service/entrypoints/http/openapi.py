@@ -224,6 +224,7 @@ def _schemas() -> dict[str, Any]:
                 "thread_id": STRING,
                 "status": _enum(RunStatus),
                 "resumes": STRING,
+                "resumed_by": STRING,
                 "result": _ref("ChatResult"),
                 "error": _object({"code": STRING, "message": NULLABLE_STRING}, ("code",)),
             },
