@@ -82,11 +82,6 @@ def make_openai_client(
     )
 
 
-# Events read as the plain JSON they arrive in: the SDK builds no model for them.
-_PLAIN_EVENTS = openai.AsyncStream[object]
-_BEARER_AUTH: dict[str, bool] = {"bearer_auth": True}
-
-
 async def post_stream(
     client: openai.AsyncOpenAI, path: str, body: Mapping[str, Any]
 ) -> openai.AsyncStream[Any]:
@@ -99,14 +94,17 @@ async def post_stream(
     parameter, which walks the whole history on each request. The events come as
     plain JSON (dicts), not as SDK models.
     """
-    return await client.post(
+    stream: openai.AsyncStream[Any] = await client.post(
         path,
         cast_to=object,
         body=body,
-        options={"headers": upstream_headers(), "security": _BEARER_AUTH},
+        # The typed create(...) asks for the same: the key as a bearer token.
+        options={"headers": upstream_headers(), "security": {"bearer_auth": True}},
         stream=True,
-        stream_cls=_PLAIN_EVENTS,
+        # Events read as the plain JSON they arrive in: the SDK builds no model for them.
+        stream_cls=openai.AsyncStream[object],
     )
+    return stream
 
 
 def upstream_headers() -> dict[str, str]:
