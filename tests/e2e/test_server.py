@@ -64,6 +64,52 @@ async def test_http_sse_and_websocket_over_real_sockets(server, http, model):
     assert {event["correlation_id"] for event in events} == {"ws-e2e"}
 
 
+async def test_sse_events_go_out_as_they_happen_not_held_for_later_ones(server, http, model):
+    # The body sends what the run produced so far in one write: never waiting for more.
+    thread_id = await start(http)
+    model.script(reply("a b c", deltas=["a ", "b ", "c"], delay=0.2))
+    arrived: list[tuple[float, str]] = []
+    async with http.stream(
+        "POST",
+        "/chat",
+        json={"thread_id": thread_id, "message": "slowly"},
+        headers={"Accept": "text/event-stream"},
+    ) as stream:
+        began = anyio.current_time()
+        arrived.extend(
+            [(anyio.current_time() - began, c.decode()) async for c in stream.aiter_raw()]
+        )
+    first_delta = next(at for at, text in arrived if "event: message.delta" in text)
+    completed = next(at for at, text in arrived if "event: run.completed" in text)
+    assert completed - first_delta > 0.3, arrived
+    body = "".join(text for _, text in arrived)
+    assert body.count("event: message.delta") == 3
+
+
+async def test_a_client_leaving_an_sse_stream_cancels_its_run(server, http, model):
+    thread_id = await start(http)
+    model.script(reply("a b c d e f", deltas=list("abcdef"), delay=0.5))
+    async with http.stream(
+        "POST",
+        "/chat",
+        json={"thread_id": thread_id, "message": "slowly"},
+        headers={"Accept": "text/event-stream"},
+    ) as stream:
+        async for chunk in stream.aiter_raw():
+            if b"event: message.delta" in chunk:
+                break  # and leave
+    # The run stops at once (not after its 3 s): the thread takes a new message.
+    model.script(reply("next"))
+    with anyio.fail_after(2):
+        while True:
+            again = await http.post("/chat", json={"thread_id": thread_id, "message": "next"})
+            if again.status_code != 409:
+                break
+            await anyio.sleep(0.05)
+    assert again.status_code == 200, again.text
+    assert again.json()["responses"] == ["next"]
+
+
 async def test_oversized_frames_get_an_error_then_the_hard_limit_closes(server, http, settings):
     thread_id = await start(http)
     limit = settings.max_ws_message_bytes

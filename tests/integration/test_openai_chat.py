@@ -445,3 +445,51 @@ async def test_settings_select_the_chat_adapter(fake_openai, chat):
         assert (await services.assistant.chat(conversation_id, "hello")).texts == ["Composed."]
     finally:
         await close_client()
+
+
+async def test_the_key_is_read_before_each_request_and_a_rotated_one_is_sent(fake_openai, chat):
+    keys = iter(["sk-first", "sk-rotated"])
+
+    async def current_key() -> str:
+        return next(keys)
+
+    client = make_openai_client(api_key=current_key, base_url=fake_openai.base_url, max_retries=0)
+    try:
+        rotating = OpenAIChatModel(client=client)
+        conversation = await rotating.open_conversation(PROFILE)
+        chat.play(chat_reply("one"), chat_reply("two"))
+        await step(rotating, conversation, UserInput("a"))
+        await step(rotating, conversation, UserInput("b"))
+    finally:
+        await client.close()
+    sent_keys = [
+        r.headers["authorization"] for r in fake_openai.requests_to("chat.completions.create")
+    ]
+    assert sent_keys == ["Bearer sk-first", "Bearer sk-rotated"]
+
+
+async def test_a_500_is_retried_by_the_sdk_with_the_same_body_and_the_key_read_again(
+    fake_openai, chat
+):
+    keys = iter(["sk-first", "sk-second"])
+
+    async def current_key() -> str:
+        return next(keys)
+
+    client = make_openai_client(api_key=current_key, base_url=fake_openai.base_url, max_retries=1)
+    try:
+        retrying = OpenAIChatModel(client=client)
+        conversation = await retrying.open_conversation(PROFILE)
+        fake_openai.script("chat.completions.create", error_reply(500, "boom"))
+        chat.play(chat_reply("after the retry"))
+        events = await step(retrying, conversation, UserInput("hi"))
+    finally:
+        await client.close()
+    assert ModelMessage("after the retry") in events
+    first, second = fake_openai.requests_to("chat.completions.create")
+    assert first.body == second.body
+    assert first.body["messages"][-1] == {"role": "user", "content": "hi"}
+    assert [first.headers["authorization"], second.headers["authorization"]] == [
+        "Bearer sk-first",
+        "Bearer sk-second",
+    ]

@@ -7,6 +7,7 @@ Routes (under ``/threads/<thread_id>/runs/<run_id>``): ``POST .../cancel``,
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
@@ -35,6 +36,8 @@ log = structlog.get_logger(__name__)
 
 _SEQ = re.compile(r"[0-9]{1,12}")
 RUN = "/threads/<thread_id>/runs/<run_id>"
+# Events produced while earlier ones are still being sent wait at most this many.
+SSE_BACKLOG = 64
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -116,33 +119,88 @@ async def start_chat(
     return json_response(result_body(result))
 
 
+# Events produced while the previous ones are still being sent wait at most this
+# many; past it, the run waits for the client (as it did with one write per event).
+SSE_BACKLOG = 64
+
+
 def sse_response(events: AsyncGenerator[RunEvent, None], state: EdgeState | None) -> Response:
     """A ``text/event-stream`` of ``events``, each with ``id: <seq>``; errors end it as events.
 
-    With ``state``, the stream holds one run slot, released when it ends.
+    With ``state``, the stream holds one run slot, released when the run ends.
     """
-    cid = correlation_id()
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            async with aclosing(events):
-                async for event in events:
-                    yield _sse(event_payload(event, cid))
-        except AssistantServiceError as error:
-            yield _sse(error_event(error, cid))
-        except Exception:
-            log.exception("stream.failed")
-            yield _sse(internal_error_event(cid))
-        finally:
-            if state is not None:
-                state.slots.release()
-
-    response = Response(body(), status=200, content_type="text/event-stream")
+    stream = _EventStream(events, correlation_id(), state)
+    response = Response(stream.body(), status=200, content_type="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
     # Quart's RESPONSE_TIMEOUT would cut a long run silently; runs bound themselves.
     response.timeout = None
     return response
+
+
+class _EventStream:
+    """An SSE body that sends, in one write, every event produced since the last write.
+
+    The run is driven by a task of its own: a step whose events arrive together
+    (the model's answer in one read) costs one write, not one per event, and no
+    event waits for another to be sent. At most ``SSE_BACKLOG`` events wait;
+    past that the run waits for the client, as it did with one write per event.
+    """
+
+    def __init__(
+        self, events: AsyncGenerator[RunEvent, None], cid: str, state: EdgeState | None
+    ) -> None:
+        self._events = events
+        self._cid = cid
+        self._state = state
+        self._pending: list[bytes] = []
+        self._ready = asyncio.Event()  # something to send, or the run ended
+        self._room = asyncio.Event()  # the backlog has room
+        self._room.set()
+        self._ended = False
+
+    async def body(self) -> AsyncIterator[bytes]:
+        producer = asyncio.create_task(self._produce())
+        try:
+            while self._pending or not self._ended:
+                if not self._pending:
+                    self._ready.clear()
+                    await self._ready.wait()
+                    continue
+                chunk = b"".join(self._pending)
+                self._pending.clear()
+                self._room.set()
+                yield chunk
+            await producer  # its own errors, if any
+        finally:
+            # The client left (or the server stops): the run is cancelled, as before.
+            if not producer.done():
+                producer.cancel()
+                await asyncio.wait({producer})
+            if self._state is not None:
+                self._state.slots.release()
+
+    async def _produce(self) -> None:
+        cid = self._cid
+        try:
+            async with aclosing(self._events):
+                async for event in self._events:
+                    await self._out(event_payload(event, cid))
+        except AssistantServiceError as error:
+            await self._out(error_event(error, cid))
+        except Exception:
+            log.exception("stream.failed")
+            await self._out(internal_error_event(cid))
+        finally:
+            self._ended = True
+            self._ready.set()
+
+    async def _out(self, payload: dict[str, Any]) -> None:
+        self._pending.append(_sse(payload))
+        self._ready.set()
+        if len(self._pending) >= SSE_BACKLOG:
+            self._room.clear()
+            await self._room.wait()
 
 
 def _sse(payload: dict[str, Any]) -> bytes:

@@ -12,7 +12,8 @@ later is never retried, the step fails instead.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import openai
 
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "log_upstream_call",
     "make_openai_client",
+    "post_stream",
     "redact",
     "retry_after",
     "status_error",
@@ -78,6 +80,31 @@ def make_openai_client(
         timeout=openai.Timeout(timeout, connect=connect_timeout),
         max_retries=max_retries,
     )
+
+
+async def post_stream(
+    client: openai.AsyncOpenAI, path: str, body: Mapping[str, Any]
+) -> openai.AsyncStream[Any]:
+    """POST ``body`` to ``path`` (``/chat/completions``, ``/responses``) and stream its events.
+
+    ``body`` is already the request in the wire format (the adapters keep plain
+    JSON), so it goes through the SDK's own client as it is: the SDK's auth (the
+    key provider before each request), retries, timeouts, error classes and SSE
+    parsing all apply, but not the typed ``create(...)``'s transform of every
+    parameter, which walks the whole history on each request. The events come as
+    plain JSON (dicts), not as SDK models.
+    """
+    stream: openai.AsyncStream[Any] = await client.post(
+        path,
+        cast_to=object,
+        body=body,
+        # The typed create(...) asks for the same: the key as a bearer token.
+        options={"headers": upstream_headers(), "security": {"bearer_auth": True}},
+        stream=True,
+        # Events read as the plain JSON they arrive in: the SDK builds no model for them.
+        stream_cls=openai.AsyncStream[object],
+    )
+    return stream
 
 
 def upstream_headers() -> dict[str, str]:

@@ -7,10 +7,10 @@ keeps them in a :class:`~assistant_service.ports.conversations.ConversationStore
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 import attrs
-from openai import AsyncOpenAI, omit
+from openai import AsyncOpenAI
 
 from assistant_service.adapters.llm.openai._calls import (
     MalformedEventError,
@@ -18,7 +18,7 @@ from assistant_service.adapters.llm.openai._calls import (
     malformed,
     upstream_call,
 )
-from assistant_service.adapters.llm.openai._client import upstream_headers
+from assistant_service.adapters.llm.openai._client import post_stream
 from assistant_service.adapters.llm.openai._tools import function_tools
 from assistant_service.adapters.llm.openai.chat._history import (
     history_messages,
@@ -94,20 +94,19 @@ class OpenAIChatModel:
             [{"role": "system", "content": profile.instructions}] if profile.instructions else []
         )
         messages = [*system, *request_messages([*stored, *new_items])]
+        body: dict[str, Any] = {"model": profile.model, "messages": messages, "stream": True}
+        if tools:
+            body["tools"] = function_tools(tools)
+        if profile.temperature is not None:
+            body["temperature"] = profile.temperature
+        if self.include_usage:
+            body["stream_options"] = {"include_usage": True}
         answer = ChatStepAssembler()
         guard = StepGuard(BACKEND, self.step_timeout, self.max_step_events)
         with upstream_call(
             BACKEND, "chat.completions.create", conversation_id=conversation.id, model=profile.model
         ):
-            stream = await self._client.chat.completions.create(
-                model=profile.model,
-                messages=cast("Any", messages),
-                tools=cast("Any", function_tools(tools)) if tools else omit,
-                temperature=profile.temperature if profile.temperature is not None else omit,
-                stream=True,
-                stream_options={"include_usage": True} if self.include_usage else omit,
-                extra_headers=upstream_headers(),
-            )
+            stream = await post_stream(self._client, "/chat/completions", body)
             async with stream:
                 while (chunk := await guard.next(stream, "chunk")) is not None:
                     try:

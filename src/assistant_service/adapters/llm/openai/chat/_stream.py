@@ -88,40 +88,48 @@ class ChatStepAssembler:
         return item
 
     def _add(self, chunk: Any) -> str:
-        if chunk.usage is not None:
-            self.usage = Usage(int(chunk.usage.prompt_tokens), int(chunk.usage.completion_tokens))
+        # Chunks are the plain JSON the server sent (dicts), not SDK models.
+        usage = chunk.get("usage")
+        if usage is not None:
+            self.usage = Usage(int(usage["prompt_tokens"]), int(usage["completion_tokens"]))
         added = ""
-        for choice in chunk.choices or ():
-            if choice.index != 0:
+        for choice in chunk.get("choices") or ():
+            if choice["index"] != 0:
                 continue  # we ask for one choice; a server sending more is ignored, not merged
-            delta = choice.delta
-            if delta.content:
-                piece = self._counted(str(delta.content))
+            delta = choice["delta"]
+            content = delta.get("content")
+            if content:
+                piece = self._counted(str(content))
                 self._text.append(piece)
                 added += piece
-            if delta.refusal:
-                self._refusal.append(self._counted(str(delta.refusal)))
-            for piece in delta.tool_calls or ():
+            refusal = delta.get("refusal")
+            if refusal:
+                self._refusal.append(self._counted(str(refusal)))
+            for piece in delta.get("tool_calls") or ():
                 self._add_call_piece(piece)
-            if choice.finish_reason:
-                self.finish_reason = str(choice.finish_reason)
+            finish_reason = choice.get("finish_reason")
+            if finish_reason:
+                self.finish_reason = str(finish_reason)
         return added
 
     def _add_call_piece(self, piece: Any) -> None:
-        index = int(piece.index)
+        index = int(piece["index"])
         call = self._calls.get(index)
         if call is None:
             if len(self._calls) >= self.max_tool_calls:
                 raise ValueError(f"more than {self.max_tool_calls} tool calls in one step")
             call = self._calls[index] = PartialCall()
-        if piece.id and not call.call_id:
-            call.call_id = str(piece.id)
-        function = piece.function
+        call_id = piece.get("id")
+        if call_id and not call.call_id:
+            call.call_id = str(call_id)
+        function = piece.get("function")
         if function is not None:
-            if function.name and not call.name:
-                call.name = str(function.name)
-            if function.arguments:
-                call.add(self._counted(str(function.arguments)))
+            name = function.get("name")
+            if name and not call.name:
+                call.name = str(name)
+            arguments = function.get("arguments")
+            if arguments:
+                call.add(self._counted(str(arguments)))
 
     def _counted(self, piece: str) -> str:
         self._chars += len(piece)

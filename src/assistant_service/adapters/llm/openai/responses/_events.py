@@ -1,8 +1,8 @@
 """Turn the Responses API's stream events into the domain's model events.
 
-One :class:`ResponseStepTranslator` per response: :meth:`feed` takes each SDK
-event (dispatching on its ``type`` string, since the SDK builds events without
-validating them) and returns the model events it completes. It also gathers
+One :class:`ResponseStepTranslator` per response: :meth:`feed` takes each
+event, as the plain JSON it arrived in (dispatching on its ``type`` string),
+and returns the model events it completes. It also gathers
 the response's output items, so the state keeper can store them.
 
 Text and refusal deltas stream as ``ModelTextDelta``; a message is complete at
@@ -61,7 +61,7 @@ class ResponseStepTranslator:
         self._events += 1
         if self._events > MAX_EVENTS:
             raise UpstreamError(f"the response streamed more than {MAX_EVENTS} events")
-        kind = getattr(event, "type", None)
+        kind = _get(event, "type")
         if not isinstance(kind, str):
             raise MalformedEventError("an event without a type")
         handler = self._HANDLERS.get(kind)
@@ -69,17 +69,17 @@ class ResponseStepTranslator:
 
     def _delta(self, event: Any) -> list[ModelEvent]:
         delta = _text(event, "delta")
-        item_id = getattr(event, "item_id", None)
+        item_id = _get(event, "item_id")
         if isinstance(item_id, str):
             self._text.setdefault(item_id, []).append(delta)
         return [ModelTextDelta(delta)] if delta else []
 
     def _item_added(self, event: Any) -> list[ModelEvent]:
-        item = getattr(event, "item", None)
-        if getattr(item, "type", None) == "function_call":
+        item = _get(event, "item")
+        if _get(item, "type") == "function_call":
             partial = self._partial(_text(item, "id", "fc_unknown"))
-            partial.call_id = getattr(item, "call_id", None) or partial.call_id
-            partial.name = getattr(item, "name", None) or partial.name
+            partial.call_id = _get(item, "call_id") or partial.call_id
+            partial.name = _get(item, "name") or partial.name
         return []
 
     def _arguments_delta(self, event: Any) -> list[ModelEvent]:
@@ -93,34 +93,34 @@ class ResponseStepTranslator:
     def _arguments_done(self, event: Any) -> list[ModelEvent]:
         partial = self._partial(_text(event, "item_id"))
         partial.whole = _text(event, "arguments")
-        partial.name = getattr(event, "name", None) or partial.name
+        partial.name = _get(event, "name") or partial.name
         return []
 
     def _item_done(self, event: Any) -> list[ModelEvent]:
-        return self._item(getattr(event, "item", None))
+        return self._item(_get(event, "item"))
 
     def _completed(self, event: Any) -> list[ModelEvent]:
-        response = getattr(event, "response", None)
+        response = _get(event, "response")
         events: list[ModelEvent] = []
-        for item in getattr(response, "output", None) or ():
+        for item in _get(response, "output") or ():
             events.extend(self._item(item))
         events.extend(self._leftovers())
         self.completed = True
-        usage = getattr(response, "usage", None)
+        usage = _get(response, "usage")
         if usage is not None:
             tokens = Usage(_int(usage, "input_tokens"), _int(usage, "output_tokens"))
             events.append(ModelUsage(tokens))
         return events
 
     def _failed(self, event: Any) -> list[ModelEvent]:
-        error = getattr(getattr(event, "response", None), "error", None)
-        raise _failure(getattr(error, "code", None), getattr(error, "message", None))
+        error = _get(_get(event, "response"), "error")
+        raise _failure(_get(error, "code"), _get(error, "message"))
 
     def _error(self, event: Any) -> list[ModelEvent]:
-        raise _failure(getattr(event, "code", None), getattr(event, "message", None))
+        raise _failure(_get(event, "code"), _get(event, "message"))
 
     def _item(self, item: Any) -> list[ModelEvent]:
-        kind = getattr(item, "type", None)
+        kind = _get(item, "type")
         if kind == "message":
             return self._message(item)
         if kind == "function_call":
@@ -133,8 +133,8 @@ class ResponseStepTranslator:
             return []
         self._messages_done.add(item_id)
         texts, refusals = [], []
-        for part in getattr(item, "content", None) or ():
-            part_kind = getattr(part, "type", None)
+        for part in _get(item, "content") or ():
+            part_kind = _get(part, "type")
             if part_kind == "output_text":
                 texts.append(_text(part, "text"))
             elif part_kind == "refusal":
@@ -158,7 +158,7 @@ class ResponseStepTranslator:
         if call_id in self.call_ids:
             return []
         partial = self._calls.get(_text(item, "id", ""), PartialCall())
-        arguments = getattr(item, "arguments", None) or partial.arguments()
+        arguments = _get(item, "arguments") or partial.arguments()
         return [self._emit_call(call_id, _text(item, "name"), arguments)]
 
     def _emit_call(self, call_id: str, wire_name: str, arguments: str) -> ModelEvent:
@@ -210,10 +210,17 @@ class ResponseStepTranslator:
     }
 
 
+def _get(source: Any, name: str) -> Any:
+    """``source[name]`` for the plain JSON events arrive in (an object's attribute else)."""
+    if isinstance(source, dict):  # the usual case, and the fast check
+        return source.get(name)
+    if isinstance(source, Mapping):
+        return source.get(name)
+    return getattr(source, name, None)
+
+
 def _text(source: Any, name: str, default: str | None = None) -> str:
-    value = getattr(source, name, None)
-    if value is None and isinstance(source, Mapping):
-        value = source.get(name)
+    value = _get(source, name)
     if isinstance(value, str):
         return value
     if default is not None:
@@ -222,7 +229,7 @@ def _text(source: Any, name: str, default: str | None = None) -> str:
 
 
 def _int(source: Any, name: str) -> int:
-    value = getattr(source, name, None)
+    value = _get(source, name)
     return value if isinstance(value, int) else 0
 
 

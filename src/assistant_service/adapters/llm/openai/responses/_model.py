@@ -27,7 +27,7 @@ from assistant_service.adapters.correlation import current_correlation_id
 from assistant_service.adapters.llm.openai._calls import StepGuard
 from assistant_service.adapters.llm.openai._client import (
     log_upstream_call,
-    upstream_headers,
+    post_stream,
 )
 from assistant_service.adapters.llm.openai._errors import translate_openai_errors
 from assistant_service.adapters.llm.openai._tools import responses_tool
@@ -175,11 +175,11 @@ class OpenAIResponsesModel:
         tools: Sequence[ToolSpec],
         step_kind: str,
     ) -> Any:
+        # The wire-format body, posted as it is (see post_stream).
         request: dict[str, Any] = {
             "model": profile.model,
-            "input": [dict(item) for item in prepared.input],
+            "input": prepared.input,
             "stream": True,
-            "extra_headers": upstream_headers(),
             **prepared.params,
         }
         if profile.instructions:
@@ -196,7 +196,7 @@ class OpenAIResponsesModel:
             step=step_kind,
             repaired_calls=len(prepared.repaired),
         )
-        return await self._client.responses.create(**request)
+        return await post_stream(self._client, "/responses", request)
 
 
 async def _next(stream: Any, guard: StepGuard) -> Any:
