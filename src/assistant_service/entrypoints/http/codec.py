@@ -18,6 +18,7 @@ from assistant_service.application.history import DEFAULT_PAGE_SIZE, MAX_PAGE_SI
 from assistant_service.domain.errors import (
     AssistantServiceError,
     InvalidInputError,
+    StateStoreUnavailableError,
     UpstreamUnavailableError,
 )
 from assistant_service.domain.events import (
@@ -247,9 +248,19 @@ def parse_history_query(args: Mapping[str, Sequence[str]]) -> HistoryQuery:
     )
 
 
+STATE_STORE_UNAVAILABLE = "the service's state store cannot be reached; retry shortly"
+
+
 def error_payload(error: AssistantServiceError) -> dict[str, Any]:
-    """``code`` and ``message`` of an error; ``fields`` and ``retry_after`` when known."""
-    payload: dict[str, Any] = {"code": error.code, "message": error.message}
+    """``code`` and ``message`` of an error; ``fields`` and ``retry_after`` when known.
+
+    A state store's failure keeps its details (host, port, what failed) for the
+    log: clients read only that it is unavailable.
+    """
+    message = error.message
+    if isinstance(error, StateStoreUnavailableError):
+        message = STATE_STORE_UNAVAILABLE
+    payload: dict[str, Any] = {"code": error.code, "message": message}
     if isinstance(error, InvalidInputError) and error.fields:
         payload["fields"] = {API_FIELD_NAMES.get(k, k): v for k, v in error.fields.items()}
     if isinstance(error, UpstreamUnavailableError) and error.retry_after is not None:

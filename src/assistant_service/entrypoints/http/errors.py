@@ -25,6 +25,7 @@ from assistant_service.domain.errors import (
     InvalidInputError,
     NotFoundError,
     RunLimitError,
+    StateStoreUnavailableError,
     UpstreamError,
     UpstreamUnavailableError,
 )
@@ -93,6 +94,9 @@ def error_response(
 def response_for(error: AssistantServiceError) -> Response:
     status = status_of(error)
     payload = error_payload(error)
+    if isinstance(error, StateStoreUnavailableError):
+        # The body says only "unavailable": the details are for the operator.
+        log.warning("request.state_store_unavailable", error=error.message)
     if status == 500:
         log.error("request.failed", error_code=error.code, exc_info=error)
         payload = {"code": error.code, "message": "the server could not handle the request"}
