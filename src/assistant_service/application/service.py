@@ -127,7 +127,7 @@ class AssistantService:
         it fails. A run stopped for approvals or cancelled returns its result
         with that ``status`` (``result.pending`` lists the calls to decide).
         """
-        return await _result_of(self.stream(conversation_id, message))
+        return await result_of(self.stream(conversation_id, message))
 
     async def stream(
         self, conversation_id: str, message: str, *, run_id: str | None = None
@@ -200,7 +200,7 @@ class AssistantService:
         self, conversation_id: str | None, run_id: str, decisions: Sequence[ApprovalDecision]
     ) -> RunResult:
         """:meth:`decide`, run to its end: the continuing run's result (as :meth:`chat`)."""
-        return await _result_of(self.decide(conversation_id, run_id, decisions))
+        return await result_of(self.decide(conversation_id, run_id, decisions))
 
     async def submit(self, conversation_id: str, message: str, *, start_soon: StartSoon) -> str:
         """Start a run in the background and return its id once it holds the conversation.
@@ -520,14 +520,19 @@ def _held(final: RunRequiresApproval) -> tuple[Any, ...]:
     return tuple(o for o in final.result.tool_outcomes if o.call.id in round_ids)
 
 
-async def _result_of(events: AsyncGenerator[RunEvent, None]) -> RunResult:
+async def result_of(events: AsyncGenerator[RunEvent, None]) -> RunResult:
+    """The result a run's events end with; the run's error when it failed.
+
+    Raises ``RunInterruptedError`` when the events end before the run did (a
+    followed run whose record lapsed); closes ``events`` either way.
+    """
     async with aclosing(events) as stream:
         async for event in stream:
             if isinstance(event, RunFailed):
                 raise event.error
             if isinstance(event, FINAL_EVENTS):
                 return event.result
-    raise AssertionError("a run always ends with a final event")  # pragma: no cover
+    raise RunInterruptedError("the run's events ended before the run did")
 
 
 async def _drain(events: AsyncGenerator[RunEvent, None]) -> None:

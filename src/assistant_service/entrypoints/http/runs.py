@@ -16,8 +16,9 @@ from typing import Any
 import structlog
 from quart import Quart, Response, request
 
+from assistant_service.application.service import result_of
 from assistant_service.domain.errors import AssistantServiceError, InvalidInputError
-from assistant_service.domain.events import FINAL_EVENTS, RunEvent, RunFailed
+from assistant_service.domain.events import RunEvent
 from assistant_service.entrypoints.http.codec import (
     ChatRequest,
     dumps,
@@ -104,7 +105,7 @@ async def start_chat(
         followed = assistant.events(chat.thread_id, run_id)
         if streamed:
             return sse_response(followed, state=None)
-        return json_response(result_body(await _final_result(followed)))
+        return json_response(result_body(await result_of(followed)))
     if streamed:
         with state.slots.held_while_starting() as slot:
             events = assistant.stream(chat.thread_id, chat.message)
@@ -225,16 +226,6 @@ async def _primed(
         yield first
         async for event in rest:
             yield event
-
-
-async def _final_result(events: AsyncGenerator[RunEvent, None]) -> Any:
-    async with aclosing(events):
-        async for event in events:
-            if isinstance(event, RunFailed):
-                raise event.error
-            if isinstance(event, FINAL_EVENTS):
-                return event.result
-    raise AssistantServiceError("the run's events ended before the run did")
 
 
 def background_runner(app: Quart, state: EdgeState) -> Callable[..., None]:
