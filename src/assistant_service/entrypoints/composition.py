@@ -26,7 +26,6 @@ from assistant_service.adapters.llm.offline import offline_model
 from assistant_service.adapters.secrets.memory import InMemorySecretRepository
 from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.adapters.tools import FunctionToolRegistry
-from assistant_service.application.observing import combine
 from assistant_service.domain.errors import ConfigurationError, NotFoundError
 from assistant_service.domain.models import AssistantProfile
 from assistant_service.domain.secrets import hold_secret
@@ -107,10 +106,10 @@ async def services_from_settings(
     state = await _state_store(settings, secrets, closers)
     observability = observability_from_settings(settings, closers)
     limits = edge_limits(settings, api_keys, state)
-    observer = observability.observer
-    if limits is not None and limits.budgets is not None:
-        # Runs' usage goes to the budgets as well as to the metrics and traces.
-        observer = combine([observer, limits.budgets.observer()])
+    # Runs' usage goes to the token budgets as well as to the metrics and traces.
+    observer = (
+        observability.observer if limits is None else limits.observed_by(observability.observer)
+    )
     needs_key = settings.backend is not LLMBackend.OFFLINE
     if needs_key:
         try:

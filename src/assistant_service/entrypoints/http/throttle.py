@@ -24,6 +24,7 @@ import attrs
 import structlog
 from quart import Quart, Response, g, request, websocket
 
+from assistant_service.application.observing import combine
 from assistant_service.entrypoints.http.access import (
     OPEN_PAGE_PREFIX,
     OPEN_PAGES,
@@ -42,6 +43,7 @@ from assistant_service.entrypoints.http.limiting import (
     TooManyRequestsError,
 )
 from assistant_service.entrypoints.http.observing import METRICS_PATH
+from assistant_service.ports.observer import Observer
 
 if TYPE_CHECKING:
     from assistant_service.entrypoints.http.services import Services
@@ -64,6 +66,16 @@ class EdgeLimits:
     requests: RequestLimiter | None = None
     budgets: TokenBudgets | None = None
     trusted_proxies: tuple[IPNetwork, ...] = ()
+
+    def observed_by(self, observer: Observer) -> Observer:
+        """The assistant's observer: ``observer``, and the budgets' when there are budgets.
+
+        Runs' usage reaches the budgets only through it: give it to the
+        ``AssistantService`` the edge serves.
+        """
+        if self.budgets is None:
+            return observer
+        return combine([observer, self.budgets.observer()])
 
     async def close(self) -> None:
         """Write the usage not written yet (bounded); the storage's client is the store's."""
