@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import attrs
 import pytest
+from openapi_spec_validator import validate
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from quart.testing.connections import WebsocketResponseError
@@ -387,8 +388,12 @@ async def test_the_views_that_start_runs_exist(serve):
     assert endpoints >= RUN_STARTING_ENDPOINTS
 
 
-def test_the_openapi_document_lists_429_where_limits_apply():
+async def test_the_served_openapi_document_lists_429_where_limits_apply(serve):
+    async with serve(rate_limit="10/hour") as client:
+        served = await (await client.get("/openapi.json")).get_json()
+    assert served == openapi_document(playground=True, rate_limits=True)
     document = openapi_document(rate_limits=True, api_keys=True, metrics=True)
+    validate(document)
     paths = document["paths"]
     limited = paths["/chat"]["post"]["responses"]["429"]
     assert set(limited["headers"]) == {
