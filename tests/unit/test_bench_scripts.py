@@ -18,6 +18,7 @@ ROOT = Path(__file__).parents[2]
         ["bench/run_loop.py", "20"],
         ["bench/llm_overhead.py", "--turns", "2", "--blocks", "1"],
         ["bench/observability.py", "--turns", "2", "--blocks", "1"],
+        ["bench/rate_limits.py", "--rounds", "5", "--backends", "memory"],
         # It starts `assistant-service serve` as a process: a server test (see tests/conftest.py).
         pytest.param(
             ["bench/load.py", "--seconds", "0.2", "--sockets", "5"], marks=pytest.mark.servers
@@ -28,7 +29,7 @@ ROOT = Path(__file__).parents[2]
             marks=pytest.mark.servers,
         ),
     ],
-    ids=["run_loop", "llm_overhead", "observability", "load", "relay"],
+    ids=["run_loop", "llm_overhead", "observability", "rate_limits", "load", "relay"],
 )
 def test_a_benchmark_runs_and_prints_figures(command):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])}

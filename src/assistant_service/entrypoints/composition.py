@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from urllib.parse import unquote, urlsplit
 
 import anyio
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from assistant_service.adapters.secrets.secret_manager import SecretManagerSecretRepository
     from assistant_service.adapters.state.firestore import FirestoreStateStore
     from assistant_service.adapters.state.redis import RedisStateStore
+    from assistant_service.entrypoints.http.throttle import EdgeLimits
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +105,11 @@ async def services_from_settings(
     api_keys = await _api_keys(settings, secrets)
     state = await _state_store(settings, secrets, closers)
     observability = observability_from_settings(settings, closers)
+    limits = edge_limits(settings, api_keys, state)
+    # Runs' usage goes to the token budgets as well as to the metrics and traces.
+    observer = (
+        observability.observer if limits is None else limits.observed_by(observability.observer)
+    )
     needs_key = settings.backend is not LLMBackend.OFFLINE
     if needs_key:
         try:
@@ -135,7 +141,7 @@ async def services_from_settings(
         lock_ttl=settings.run_lock_ttl,
         events_ttl=settings.run_events_ttl,
         approval_ttl=settings.approval_ttl,
-        observer=observability.observer,
+        observer=observer,
     )
     return Services(
         assistant=assistant,
@@ -147,6 +153,7 @@ async def services_from_settings(
         closers=tuple(closers),
         observability=observability,
         api_keys=api_keys,
+        limits=limits,
     )
 
 
@@ -169,6 +176,67 @@ async def _api_keys(settings: Settings, secrets: SecretRepository) -> ApiKeys | 
     keys = ApiKeys.parse(raw)
     log.info("api_keys.loaded", count=len(keys.keys))
     return keys
+
+
+def edge_limits(
+    settings: Settings, api_keys: ApiKeys | None, state: StateStore
+) -> EdgeLimits | None:
+    """The rate limits and token budgets of ``RATE_LIMIT`` and the keys; ``None`` when none is set.
+
+    They count in the Redis state store's server when there is one (every
+    instance shares the count), else in this process's memory (Firestore has
+    no ``limits`` storage: each instance then counts on its own).
+    Raises ``ConfigurationError`` when the server extra is missing.
+    """
+    keys = api_keys.keys if api_keys is not None else ()
+    rates = {key.id: key.rate_limit for key in keys if key.rate_limit is not None}
+    daily = {key.id: key.daily_tokens for key in keys if key.daily_tokens is not None}
+    if settings.rate_limit is None and not rates and not daily:
+        return None
+    try:
+        from limits.aio.storage import MemoryStorage, RedisStorage, Storage  # noqa: PLC0415
+
+        from assistant_service.entrypoints.http.budgets import TokenBudgets  # noqa: PLC0415
+        from assistant_service.entrypoints.http.client_address import (  # noqa: PLC0415
+            parse_networks,
+        )
+        from assistant_service.entrypoints.http.limiting import (  # noqa: PLC0415
+            RequestLimiter,
+            parse_rate_limit,
+        )
+        from assistant_service.entrypoints.http.throttle import EdgeLimits  # noqa: PLC0415
+    except ImportError as error:
+        raise ConfigurationError(
+            f"rate limits and budgets need the server extra: "
+            f"pip install 'assistant-service[server]' ({error})"
+        ) from None
+    storage: Storage
+    if settings.state_store is StateStoreKind.REDIS:
+        # The store's own connections: same server, credentials and timeouts.
+        client = cast("RedisStateStore", state).client
+        storage = RedisStorage(
+            "async+redis://",
+            implementation="redispy",
+            key_prefix=f"{settings.redis_key_prefix}limits",
+            wrap_exceptions=True,
+            # limits types its options as scalars; redis-py takes a pool here.
+            connection_pool=client.connection_pool,  # type: ignore[arg-type]
+        )
+    else:
+        storage = MemoryStorage(wrap_exceptions=True)
+    default = None if settings.rate_limit is None else parse_rate_limit(settings.rate_limit)
+    per_key = {key_id: parse_rate_limit(text) for key_id, text in rates.items()}
+    requests = RequestLimiter.on(storage, default, per_key) if default or per_key else None
+    budgets = TokenBudgets.on(storage, daily) if daily else None
+    trusted = parse_networks(settings.trusted_proxies or "")
+    log.info(
+        "limits.on",
+        rate_limit=settings.rate_limit,
+        keys_with_rate_limits=len(per_key),
+        keys_with_budgets=len(daily),
+        shared=settings.state_store is StateStoreKind.REDIS,
+    )
+    return EdgeLimits(requests=requests, budgets=budgets, trusted_proxies=trusted)
 
 
 def hold_url_credentials(url: str) -> None:

@@ -20,6 +20,7 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from assistant_service.domain.errors import ConfigurationError
 from assistant_service.domain.secrets import Secret
+from assistant_service.entrypoints.http.client_address import parse_networks
 
 OPENAI_API_KEY_NAME = "openai-api-key"
 
@@ -153,6 +154,11 @@ class Settings:
     # (Secret Manager in production): when either is set, requests need a key.
     api_keys: Secret | None = None
     api_keys_secret: str | None = None
+    # Requests per caller (the API key, or the client's address when keys are off),
+    # like "60/minute"; a key's own rate_limit overrides it. None: no limit.
+    rate_limit: str | None = None
+    # Proxies whose X-Forwarded-For is believed: addresses and CIDR blocks, comma-separated.
+    trusted_proxies: str | None = None
 
     @property
     def production(self) -> bool:
@@ -310,6 +316,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if missing:
             problems.append("production requires " + ", ".join(missing))
     problems.extend(_state_store_problems(settings))
+    problems.extend(_limit_problems(settings))
     if problems:
         raise SettingsError("invalid settings: " + "; ".join(problems))
     return settings
@@ -322,6 +329,31 @@ def _state_store_problems(settings: Settings) -> list[str]:
     if kind is StateStoreKind.FIRESTORE and not settings.project_id:
         return ["STATE_STORE=firestore requires PROJECT_ID"]
     return []
+
+
+def _limit_problems(settings: Settings) -> list[str]:
+    problems = []
+    if settings.rate_limit is not None:
+        try:
+            # The server extra's: only a server with a limit needs it.
+            from assistant_service.entrypoints.http.limiting import (  # noqa: PLC0415
+                parse_rate_limit,
+            )
+        except ImportError:
+            problems.append(
+                "RATE_LIMIT needs the server extra: pip install 'assistant-service[server]'"
+            )
+        else:
+            try:
+                parse_rate_limit(settings.rate_limit)
+            except ValueError as error:
+                problems.append(f"RATE_LIMIT: {error}")
+    if settings.trusted_proxies is not None:
+        try:
+            parse_networks(settings.trusted_proxies)
+        except ValueError as error:
+            problems.append(f"TRUSTED_PROXIES: {error}")
+    return problems
 
 
 _SECRET_FIELDS = frozenset({"openai_api_key", "redis_url", "api_keys"})

@@ -140,3 +140,8 @@ class Observer(Protocol):
     def run_slots(self, in_use: int, limit: int) -> None:
         """The process's run slots (its bound on concurrent runs) changed: ``in_use`` of ``limit``."""
         ...
+
+    def refused(self, code: str) -> None:
+        """The edge refused a request or a frame by policy: ``code`` is the error's
+        (``unauthenticated``, ``rate_limited``, ``budget_exhausted``)."""
+        ...

@@ -162,6 +162,9 @@ class OpenTelemetryObserver:
     def run_slots(self, in_use: int, limit: int) -> None:
         pass
 
+    def refused(self, code: str) -> None:
+        pass  # the request's span has its status; the error code is in the log
+
 
 def _error(span: Span, error: AssistantServiceError) -> None:
     from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415

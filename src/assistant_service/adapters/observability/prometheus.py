@@ -60,6 +60,7 @@ class _Metrics:
     open_websockets: Any
     run_slots_in_use: Any
     run_slots_limit: Any
+    refusals: Any
 
 
 _by_registry: dict[int, _Metrics] = {}
@@ -164,6 +165,13 @@ def _metrics(registry: CollectorRegistry | None) -> _Metrics:
             registry=target,
             multiprocess_mode="livesum",
         ),
+        refusals=prom.Counter(
+            "assistant_refusals",
+            "Requests and WebSocket frames refused by policy, by error code"
+            " (unauthenticated, rate_limited, budget_exhausted).",
+            ["code"],
+            registry=target,
+        ),
     )
     _by_registry[id(target)] = made
     return made
@@ -206,6 +214,9 @@ class PrometheusObserver:
     def run_slots(self, in_use: int, limit: int) -> None:
         self._metrics.run_slots_in_use.set(in_use)
         self._metrics.run_slots_limit.set(limit)
+
+    def refused(self, code: str) -> None:
+        self._metrics.refusals.labels(code).inc()
 
 
 @attrs.frozen

@@ -257,6 +257,15 @@ class RedisStateStore:
             client=client, prefix=prefix, conversation_ttl=conversation_ttl, max_items=max_items
         )
 
+    @property
+    def client(self) -> Redis:
+        """The redis-py client, for what shares the store's server and connections.
+
+        The service's rate limits count on it: one pool, one set of credentials
+        and timeouts. Closing the store closes its connections.
+        """
+        return self._client
+
     async def aclose(self) -> None:
         """Close the client and its connections."""
         with self._unavailable():

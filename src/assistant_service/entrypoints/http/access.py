@@ -68,6 +68,7 @@ def _authenticate(services: Services, key: str | None) -> ApiKey:
     found = services.api_keys.authenticate(key) if key else None
     if found is None:
         log.info("auth.refused", reason="missing" if key is None else "unknown")
+        services.observability.observer.refused(UnauthenticatedError.code)
         raise UnauthenticatedError(
             "an API key is required: Authorization: Bearer <key> or X-API-Key"
             if key is None
@@ -108,6 +109,7 @@ def register_access(app: Quart, services: Services, tickets: WebSocketTickets) -
             found = next((k for k in services.api_keys.keys if k.id == key_id), None)
             if found is None:
                 log.info("auth.refused", reason="ticket")
+                services.observability.observer.refused(UnauthenticatedError.code)
                 raise UnauthenticatedError("the ticket is unknown, used or expired")
             _bind(found)
             return

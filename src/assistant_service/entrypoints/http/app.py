@@ -18,6 +18,7 @@ from assistant_service.entrypoints.http.routes import register_routes
 from assistant_service.entrypoints.http.runs import background_runner
 from assistant_service.entrypoints.http.services import Services
 from assistant_service.entrypoints.http.state import EdgeState, RunSlots
+from assistant_service.entrypoints.http.throttle import register_limits
 from assistant_service.entrypoints.http.websocket import SocketSession
 
 __all__ = ["Services", "create_app", "edge_state"]
@@ -51,6 +52,8 @@ def create_app(services: Services) -> Quart:
     app.extensions[EXTENSION] = state
     register_error_handlers(app)
     register_access(app, services, WebSocketTickets())
+    # After the key check: a caller is counted by its key when keys are on.
+    register_limits(app, services)
 
     @app.after_serving
     async def close_clients() -> None:
@@ -64,6 +67,7 @@ def create_app(services: Services) -> Quart:
         playground=settings.serve_playground,
         metrics=services.observability.serve_metrics_route,
         api_keys=services.api_keys is not None,
+        rate_limits=services.limits is not None,
     )
 
     @app.websocket("/stream")

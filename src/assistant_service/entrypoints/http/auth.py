@@ -128,8 +128,8 @@ def _key(index: int, entry: Any) -> ApiKey:  # noqa: C901 -- one check per field
     ):
         raise ConfigurationError(f"{where} ({key_id}): assistants must be a list of ids")
     rate_limit = entry.get("rate_limit")
-    if rate_limit is not None and not isinstance(rate_limit, str):
-        raise ConfigurationError(f'{where} ({key_id}): rate_limit must be like "60/minute"')
+    if rate_limit is not None:
+        _check_rate_limit(f"{where} ({key_id})", rate_limit)
     daily = entry.get("daily_tokens")
     if daily is not None and (not isinstance(daily, int) or isinstance(daily, bool) or daily < 1):
         raise ConfigurationError(f"{where} ({key_id}): daily_tokens must be a positive integer")
@@ -140,6 +140,22 @@ def _key(index: int, entry: Any) -> ApiKey:  # noqa: C901 -- one check per field
         rate_limit=rate_limit,
         daily_tokens=daily,
     )
+
+
+def _check_rate_limit(where: str, rate_limit: object) -> None:
+    if not isinstance(rate_limit, str):
+        raise ConfigurationError(f'{where}: rate_limit must be like "60/minute"')
+    try:
+        # The server extra's, like the rest of the edge; imported when a key has a limit.
+        from assistant_service.entrypoints.http.limiting import parse_rate_limit  # noqa: PLC0415
+    except ImportError:
+        raise ConfigurationError(
+            f"{where}: rate_limit needs the server extra: pip install 'assistant-service[server]'"
+        ) from None
+    try:
+        parse_rate_limit(rate_limit)
+    except ValueError as error:
+        raise ConfigurationError(f"{where}: rate_limit: {error}") from None
 
 
 class Headers(Protocol):

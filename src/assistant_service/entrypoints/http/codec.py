@@ -38,6 +38,7 @@ from assistant_service.domain.models import HistoryPage, RunResult
 from assistant_service.domain.runs import ApprovalDecision, RunRecord
 from assistant_service.domain.secrets import mask_secrets
 from assistant_service.domain.tools import ToolCall, ToolOutcome
+from assistant_service.entrypoints.http.limiting import TooManyRequestsError
 
 T = TypeVar("T")
 
@@ -264,6 +265,8 @@ def error_payload(error: AssistantServiceError) -> dict[str, Any]:
     if isinstance(error, InvalidInputError) and error.fields:
         payload["fields"] = {API_FIELD_NAMES.get(k, k): v for k, v in error.fields.items()}
     if isinstance(error, UpstreamUnavailableError) and error.retry_after is not None:
+        payload["retry_after"] = error.retry_after
+    if isinstance(error, TooManyRequestsError):
         payload["retry_after"] = error.retry_after
     return payload
 

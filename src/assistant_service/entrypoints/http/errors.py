@@ -1,7 +1,7 @@
 """Errors at the edge: domain errors to HTTP statuses, once, and the JSON error body.
 
 Every error body is ``{"error": {"code", "message", "correlation_id"}}`` (plus
-``fields`` for 422 and ``retry_after`` for 503 when known). A 500 never shows
+``fields`` for 422 and ``retry_after`` for 429, and 503 when known). A 500 never shows
 the exception; the log line has the traceback.
 
 ``RunLimitError`` (the model asked for tools more often than its profile
@@ -31,6 +31,7 @@ from assistant_service.domain.errors import (
 )
 from assistant_service.entrypoints.http.auth import ForbiddenError, UnauthenticatedError
 from assistant_service.entrypoints.http.codec import MalformedRequestError, dumps, error_payload
+from assistant_service.entrypoints.http.limiting import TooManyRequestsError
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +63,7 @@ STATUS_BY_ERROR: tuple[tuple[type[AssistantServiceError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
     (PayloadTooLargeError, 413),
+    (TooManyRequestsError, 429),
     (UpstreamUnavailableError, 503),
     (UnavailableError, 503),
     (RunLimitError, 502),
@@ -100,10 +102,16 @@ def response_for(error: AssistantServiceError) -> Response:
     if status == 500:
         log.error("request.failed", error_code=error.code, exc_info=error)
         payload = {"code": error.code, "message": "the server could not handle the request"}
-    retry_after = error.retry_after if isinstance(error, UpstreamUnavailableError) else None
+    retry_after = (
+        error.retry_after
+        if isinstance(error, (UpstreamUnavailableError, TooManyRequestsError))
+        else None
+    )
     response = error_response(status, payload, retry_after)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="assistant-service"'
+    if isinstance(error, TooManyRequestsError) and error.quota is not None:
+        response.headers.update(error.quota.headers())
     return response
 
 

@@ -59,6 +59,10 @@ _ERRORS = {
     "409": "A run is already active on the thread, or the run has ended (`conflict`).",
     "413": "The body is larger than `MAX_BODY_BYTES` (`payload_too_large`).",
     "422": "Invalid fields (`invalid_input`); `fields` names each one and what is wrong.",
+    "429": "The caller's rate limit is reached (`rate_limited`, with `RateLimit-Limit`,"
+    " `-Remaining` and `-Reset`), or, for a request that starts a run, its API key's daily"
+    " token budget is used up (`budget_exhausted`); `Retry-After` and `retry_after` say when"
+    " to come back.",
     "500": "Anything else (`internal_error`): no details in the body, the traceback in the log.",
     "502": "The model's provider failed (`upstream_error`), or `run_limit_exceeded`.",
     "503": "Upstream unavailable (`upstream_unavailable`), `overloaded` or `unavailable`"
@@ -69,6 +73,20 @@ _RETRY_AFTER = {
         "description": "Seconds to wait before retrying, when known.",
         "schema": {"type": "string"},
     }
+}
+_RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": {
+        "description": "Requests the caller's rate limit allows per period.",
+        "schema": {"type": "string"},
+    },
+    "RateLimit-Remaining": {
+        "description": "Requests left in the current window.",
+        "schema": {"type": "string"},
+    },
+    "RateLimit-Reset": {
+        "description": "Seconds until the window frees a request.",
+        "schema": {"type": "string"},
+    },
 }
 
 
@@ -81,6 +99,8 @@ def _errors(*statuses: str) -> dict[str, Any]:
         }
         if status == "503":
             answer["headers"] = _RETRY_AFTER
+        if status == "429":
+            answer["headers"] = {**_RETRY_AFTER, **_RATE_LIMIT_HEADERS}
         answers[status] = answer
     return answers
 
@@ -159,7 +179,7 @@ def _schemas() -> dict[str, Any]:
                 "additionalProperties": STRING,
                 "description": "422 only: each bad field and what is wrong with it.",
             },
-            "retry_after": {"type": "number", "description": "503 only, when known."},
+            "retry_after": {"type": "number", "description": "429, and 503 when known."},
         },
         ("code", "message", "correlation_id"),
     )
@@ -638,13 +658,18 @@ def _html(description: str) -> dict[str, Any]:
 
 
 def openapi_document(
-    *, metrics: bool = False, playground: bool = False, api_keys: bool = False
+    *,
+    metrics: bool = False,
+    playground: bool = False,
+    api_keys: bool = False,
+    rate_limits: bool = False,
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document; ``metrics``, ``playground``, ``api_keys``: what is served.
 
     With ``api_keys``, every operation but the health checks and the pages
     needs a key (``Authorization: Bearer`` or ``X-API-Key``), and
-    ``POST /ws-tickets`` is there.
+    ``POST /ws-tickets`` is there. With ``rate_limits`` (a rate limit or a
+    token budget is set), the same operations may answer 429.
     """
     paths = _paths(metrics=metrics, playground=playground)
     components: dict[str, Any] = {"schemas": _schemas()}
@@ -686,13 +711,20 @@ def openapi_document(
             }
         }
         for path, item in paths.items():
-            if (
-                path in OPEN_PATHS
-                or path == "/"
-                or path.startswith(("/docs", "/openapi", "/assets"))
-            ):
+            if _is_open(path):
                 continue
             for operation in item.values():
                 operation["security"] = [{"bearer": []}, {"apiKey": []}]
                 operation["responses"].setdefault("401", _errors("401")["401"])
+    if rate_limits:
+        for path, item in paths.items():
+            if _is_open(path) or path == "/metrics":
+                continue
+            for operation in item.values():
+                operation["responses"].setdefault("429", _errors("429")["429"])
     return document
+
+
+def _is_open(path: str) -> bool:
+    """The health checks and the pages: no key needed, no limit counted."""
+    return path in OPEN_PATHS or path == "/" or path.startswith(("/docs", "/openapi", "/assets"))

@@ -51,11 +51,20 @@ def _page(body: bytes, content_type: str) -> Response:
     return response
 
 
-def register_pages(app: Quart, *, playground: bool, metrics: bool, api_keys: bool = False) -> None:
+def register_pages(
+    app: Quart,
+    *,
+    playground: bool,
+    metrics: bool,
+    api_keys: bool = False,
+    rate_limits: bool = False,
+) -> None:
     """``/openapi.json``, ``/docs`` and ``/assets/<name>``; ``/`` too when ``playground``."""
     assets = {name: _read(name) for name in (*ASSETS, *PAGES)}
     document = dumps(
-        openapi_document(metrics=metrics, playground=playground, api_keys=api_keys)
+        openapi_document(
+            metrics=metrics, playground=playground, api_keys=api_keys, rate_limits=rate_limits
+        )
     ).encode()
 
     @app.get("/openapi.json")

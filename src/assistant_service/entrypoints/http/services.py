@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -13,6 +14,10 @@ from assistant_service.entrypoints.settings import Settings
 from assistant_service.ports.config import AssistantConfigRepository
 from assistant_service.ports.conversations import StateStoreHealth
 from assistant_service.ports.secrets import SecretRepository
+
+if TYPE_CHECKING:
+    # Only the server has limits: the module needs the ``limits`` library.
+    from assistant_service.entrypoints.http.throttle import EdgeLimits
 
 Closer = Callable[[], Awaitable[object]]
 
@@ -39,3 +44,5 @@ class Services:
     observability: Observability = Observability()
     # API_KEYS: when set, every route but /healthz and /readyz needs one.
     api_keys: ApiKeys | None = None
+    # RATE_LIMIT and the keys' rate_limit and daily_tokens: None when none is set.
+    limits: EdgeLimits | None = None

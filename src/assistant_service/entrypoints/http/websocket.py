@@ -8,7 +8,8 @@ acknowledged with ``cancel.accepted``). One stream at a time per socket. A
 frame may carry an ``id``; what answers the frame rather than belonging to a
 run (a refusal, an acknowledgement) echoes it as ``frame_id`` and has no
 ``run_id``. A bad frame (binary, not JSON, wrong fields, too long, unknown
-thread, a second stream) gets an ``error`` event and the socket stays usable.
+thread, a second stream, a rate limit or token budget reached) gets an ``error``
+event and the socket stays usable.
 A client that disconnects cancels its run and the run's tools, unless the
 message said ``"on_disconnect": "continue"``.
 A socket silent for ``ws_idle_timeout`` seconds with no run is closed (1001),
@@ -51,6 +52,7 @@ from assistant_service.entrypoints.http.errors import PayloadTooLargeError, Unav
 from assistant_service.entrypoints.http.routes import check_message_length
 from assistant_service.entrypoints.http.services import Services
 from assistant_service.entrypoints.http.state import EdgeState
+from assistant_service.entrypoints.http.throttle import admit_frame
 
 log = structlog.get_logger(__name__)
 
@@ -88,6 +90,8 @@ class SocketSession:
                     if isinstance(frame, CancelFrame):
                         await self._cancel(frame)
                         continue
+                    # Counts against the caller's rate limit; a run's start, against its budget.
+                    await admit_frame(self._services, starts_run=not isinstance(frame, ResumeFrame))
                     events = self._events_for(frame)
                 except AssistantServiceError as error:
                     if self._slot_taken:
