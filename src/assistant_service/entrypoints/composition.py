@@ -147,6 +147,7 @@ async def services_from_settings(
         closers=tuple(closers),
         observability=observability,
         api_keys=api_keys,
+        tokens=state,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from quart import Quart, Response, websocket
 
+from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.entrypoints.http.access import register_access
 from assistant_service.entrypoints.http.auth import WebSocketTickets
 from assistant_service.entrypoints.http.backpressure import (
@@ -50,7 +51,8 @@ def create_app(services: Services) -> Quart:
     state = EdgeState(slots=slots)
     app.extensions[EXTENSION] = state
     register_error_handlers(app)
-    register_access(app, services, WebSocketTickets())
+    tickets = WebSocketTickets(services.tokens or InMemoryStateStore())
+    register_access(app, services, tickets)
 
     @app.after_serving
     async def close_clients() -> None:

@@ -13,6 +13,7 @@ from assistant_service.entrypoints.settings import Settings
 from assistant_service.ports.config import AssistantConfigRepository
 from assistant_service.ports.conversations import StateStoreHealth
 from assistant_service.ports.secrets import SecretRepository
+from assistant_service.ports.tokens import OneTimeTokens
 
 Closer = Callable[[], Awaitable[object]]
 
@@ -39,3 +40,6 @@ class Services:
     observability: Observability = Observability()
     # API_KEYS: when set, every route but /healthz and /readyz needs one.
     api_keys: ApiKeys | None = None
+    # Where WebSocket tickets are kept: the shared state store, so that any
+    # instance redeems them (None: this process's memory).
+    tokens: OneTimeTokens | None = None
