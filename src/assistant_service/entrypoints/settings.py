@@ -20,6 +20,7 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from assistant_service.domain.errors import ConfigurationError
 from assistant_service.domain.secrets import Secret
+from assistant_service.entrypoints.http.cors import ANY, parse_origins
 
 OPENAI_API_KEY_NAME = "openai-api-key"
 
@@ -153,6 +154,8 @@ class Settings:
     # (Secret Manager in production): when either is set, requests need a key.
     api_keys: Secret | None = None
     api_keys_secret: str | None = None
+    # Web origins whose pages may call the API from a browser (comma-separated), or "*".
+    cors_origins: tuple[str, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -246,6 +249,7 @@ def _converter() -> cattrs.Converter:
             converter,
             redis_url=override(struct_hook=lambda value, _: Secret("REDIS_URL", str(value))),
             api_keys=override(struct_hook=lambda value, _: Secret("API_KEYS", str(value))),
+            cors_origins=override(struct_hook=lambda value, _: parse_origins(str(value))),
         ),
     )
     return converter
@@ -254,7 +258,9 @@ def _converter() -> cattrs.Converter:
 _CONVERTER = _converter()
 
 
-def _expected(field: attrs.Attribute[Any]) -> str:
+def _expected(field: attrs.Attribute[Any], error: BaseException) -> str:
+    if field.name == "cors_origins":
+        return f"origins like https://app.example.com, comma-separated, or * ({error})"
     text = str(field.type)
     for kind in (
         LogLevel,
@@ -294,11 +300,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     try:
         settings = _CONVERTER.structure(raw, Settings)
     except cattrs.ClassValidationError as error:
-        for _exception, note in error.group_exceptions()[0]:
+        for exception, note in error.group_exceptions()[0]:
             field = fields[str(note.name)]
             shown = "" if field.name in _SECRET_FIELDS else f", got {raw.pop(field.name)!r}"
             raw.pop(field.name, None)
-            problems.append(f"{env_name(field.name)}: expected {_expected(field)}{shown}")
+            wanted = _expected(field, exception)
+            problems.append(f"{env_name(field.name)}: expected {wanted}{shown}")
         # Without the bad values the rest still structures: report its problems too.
         settings = _CONVERTER.structure(raw, Settings)
     for name, (check, wanted) in _RANGES.items():
@@ -310,6 +317,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if missing:
             problems.append("production requires " + ", ".join(missing))
     problems.extend(_state_store_problems(settings))
+    problems.extend(_cors_problems(settings))
     if problems:
         raise SettingsError("invalid settings: " + "; ".join(problems))
     return settings
@@ -321,6 +329,14 @@ def _state_store_problems(settings: Settings) -> list[str]:
         return ["STATE_STORE=redis requires REDIS_URL (redis://, rediss:// or unix://)"]
     if kind is StateStoreKind.FIRESTORE and not settings.project_id:
         return ["STATE_STORE=firestore requires PROJECT_ID"]
+    return []
+
+
+def _cors_problems(settings: Settings) -> list[str]:
+    if ANY in settings.cors_origins and settings.api_keys is None and not settings.api_keys_secret:
+        # Without keys, any page could spend the service's budget through its visitors'
+        # browsers (and reach a service only they can see, on their own network).
+        return ["CORS_ORIGINS=* requires API keys (API_KEYS or API_KEYS_SECRET)"]
     return []
 
 
