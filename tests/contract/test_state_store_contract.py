@@ -357,3 +357,53 @@ async def test_concurrent_takes_hand_the_calls_to_one_taker(store, peer):
         for n in range(4):
             group.start_soon(take, store if n % 2 else peer)
     assert sorted(taken) == [()] * 3 + [("call_a", "call_b")]
+
+
+# One-time tokens
+
+DIGEST = "a" * 64  # keys are digests of the tokens, as the edge gives them
+
+
+async def test_a_token_is_taken_once_from_any_instance(store, peer):
+    assert await store.take_token(DIGEST) is None
+    await store.put_token(DIGEST, "alice", LIVE)
+    await store.put_token("b" * 64, "bob", LIVE)
+    assert await peer.take_token(DIGEST) == "alice"
+    assert await store.take_token(DIGEST) is None
+    assert await peer.take_token(DIGEST) is None
+    assert await store.take_token("b" * 64) == "bob"
+
+
+async def test_putting_a_token_again_replaces_its_value(store, peer):
+    await store.put_token(DIGEST, "alice", LIVE)
+    await peer.put_token(DIGEST, "bob", LIVE)
+    assert await store.take_token(DIGEST) == "bob"
+
+
+async def test_a_token_past_its_ttl_is_gone(store, peer):
+    await store.put_token(DIGEST, "alice", TTL)
+    await store.put_token("b" * 64, "bob", LIVE)
+    await wait_out()
+    assert await peer.take_token(DIGEST) is None
+    assert await peer.take_token("b" * 64) == "bob"
+
+
+@pytest.mark.parametrize("ttl", [0, -1.0])
+async def test_a_token_needs_a_positive_ttl(store, ttl):
+    with pytest.raises(InvalidInputError):
+        await store.put_token(DIGEST, "alice", ttl)
+    assert await store.take_token(DIGEST) is None
+
+
+async def test_concurrent_takes_hand_a_token_to_one_taker(store, peer):
+    await store.put_token(DIGEST, "alice", LIVE)
+    taken: list[str | None] = []
+
+    async def take(instance) -> None:
+        taken.append(await instance.take_token(DIGEST))
+
+    async with anyio.create_task_group() as group:
+        for n in range(6):
+            group.start_soon(take, store if n % 2 else peer)
+    assert taken.count("alice") == 1
+    assert taken.count(None) == 5

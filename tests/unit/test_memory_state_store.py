@@ -1,4 +1,4 @@
-"""The in-memory state store's bounds: conversations, bytes, items, lease grants, pending calls.
+"""The in-memory state store's bounds: conversations, bytes, items, lease grants, pending calls, tokens.
 
 The contract suite checks what every state store does; these check what only
 a process-local one must: that it never grows without bound.
@@ -161,3 +161,25 @@ async def test_pending_calls_are_bounded_too():
         await store.remember(name, [f"call_{name}"])
     assert await store.take("a") == ()
     assert await store.take("c") == ("call_c",)
+
+
+async def test_one_time_tokens_are_bounded_expired_ones_going_first():
+    clock = Clock()
+    store = InMemoryStateStore(max_tokens=3, clock=clock)
+    await store.put_token("old", "a", 1.0)
+    await store.put_token("kept-1", "b", 60.0)
+    await store.put_token("kept-2", "c", 60.0)
+    clock.now += 2.0  # "old" expired: it makes room, not the oldest live token
+    await store.put_token("new", "d", 60.0)
+    assert [await store.take_token(k) for k in ("kept-1", "kept-2", "new")] == ["b", "c", "d"]
+    for n in range(5):  # all live: the oldest go
+        await store.put_token(f"t{n}", str(n), 60.0)
+    assert [await store.take_token(f"t{n}") for n in range(5)] == [None, None, "2", "3", "4"]
+
+
+async def test_an_injected_clock_times_the_tokens():
+    clock = Clock()
+    store = InMemoryStateStore(clock=clock)
+    await store.put_token("k", "v", 30.0)
+    clock.now += 30.0
+    assert await store.take_token("k") is None

@@ -154,6 +154,7 @@ async def services_from_settings(
         observability=observability,
         api_keys=api_keys,
         limits=limits,
+        tokens=state,
     )
 
 

@@ -21,6 +21,7 @@ from cattrs.gen import make_dict_structure_fn, override
 from assistant_service.domain.errors import ConfigurationError
 from assistant_service.domain.secrets import Secret
 from assistant_service.entrypoints.http.client_address import parse_networks
+from assistant_service.entrypoints.http.cors import ANY, parse_origins
 
 OPENAI_API_KEY_NAME = "openai-api-key"
 
@@ -159,6 +160,8 @@ class Settings:
     rate_limit: str | None = None
     # Proxies whose X-Forwarded-For is believed: addresses and CIDR blocks, comma-separated.
     trusted_proxies: str | None = None
+    # Web origins whose pages may call the API from a browser (comma-separated), or "*".
+    cors_origins: tuple[str, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -252,6 +255,7 @@ def _converter() -> cattrs.Converter:
             converter,
             redis_url=override(struct_hook=lambda value, _: Secret("REDIS_URL", str(value))),
             api_keys=override(struct_hook=lambda value, _: Secret("API_KEYS", str(value))),
+            cors_origins=override(struct_hook=lambda value, _: parse_origins(str(value))),
         ),
     )
     return converter
@@ -260,7 +264,9 @@ def _converter() -> cattrs.Converter:
 _CONVERTER = _converter()
 
 
-def _expected(field: attrs.Attribute[Any]) -> str:
+def _expected(field: attrs.Attribute[Any], error: BaseException) -> str:
+    if field.name == "cors_origins":
+        return f"origins like https://app.example.com, comma-separated, or * ({error})"
     text = str(field.type)
     for kind in (
         LogLevel,
@@ -300,11 +306,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     try:
         settings = _CONVERTER.structure(raw, Settings)
     except cattrs.ClassValidationError as error:
-        for _exception, note in error.group_exceptions()[0]:
+        for exception, note in error.group_exceptions()[0]:
             field = fields[str(note.name)]
             shown = "" if field.name in _SECRET_FIELDS else f", got {raw.pop(field.name)!r}"
             raw.pop(field.name, None)
-            problems.append(f"{env_name(field.name)}: expected {_expected(field)}{shown}")
+            wanted = _expected(field, exception)
+            problems.append(f"{env_name(field.name)}: expected {wanted}{shown}")
         # Without the bad values the rest still structures: report its problems too.
         settings = _CONVERTER.structure(raw, Settings)
     for name, (check, wanted) in _RANGES.items():
@@ -317,6 +324,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             problems.append("production requires " + ", ".join(missing))
     problems.extend(_state_store_problems(settings))
     problems.extend(_limit_problems(settings))
+    problems.extend(_cors_problems(settings))
     if problems:
         raise SettingsError("invalid settings: " + "; ".join(problems))
     return settings
@@ -354,6 +362,14 @@ def _limit_problems(settings: Settings) -> list[str]:
         except ValueError as error:
             problems.append(f"TRUSTED_PROXIES: {error}")
     return problems
+
+
+def _cors_problems(settings: Settings) -> list[str]:
+    if ANY in settings.cors_origins and settings.api_keys is None and not settings.api_keys_secret:
+        # Without keys, any page could spend the service's budget through its visitors'
+        # browsers (and reach a service only they can see, on their own network).
+        return ["CORS_ORIGINS=* requires API keys (API_KEYS or API_KEYS_SECRET)"]
+    return []
 
 
 _SECRET_FIELDS = frozenset({"openai_api_key", "redis_url", "api_keys"})

@@ -12,12 +12,14 @@ from assistant_service.ports.run_state import (
     StateStore,
 )
 from assistant_service.ports.secrets import SecretRepository
+from assistant_service.ports.tokens import OneTimeTokens
 from assistant_service.ports.tools import ToolRegistry
 
 __all__ = [
     "AssistantConfigRepository",
     "ConversationStore",
     "LanguageModel",
+    "OneTimeTokens",
     "PendingCalls",
     "RunEventLog",
     "RunLock",

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from assistant_service.domain.leases import Lease
 from assistant_service.domain.runs import RunRecord
 from assistant_service.ports.conversations import ConversationStore, StateStoreHealth
+from assistant_service.ports.tokens import OneTimeTokens
 
 
 class RunLock(Protocol):
@@ -130,7 +131,9 @@ class RunState(RunLock, RunEventLog, RunRegistry, Protocol):
     """What the facade needs to run, steer and replay runs across instances."""
 
 
-class StateStore(ConversationStore, PendingCalls, RunState, StateStoreHealth, Protocol):
+class StateStore(
+    ConversationStore, PendingCalls, RunState, OneTimeTokens, StateStoreHealth, Protocol
+):
     """Every port of shared state in one store: what the composition root wires.
 
     One object serves them all because a fenced append must see the lock's

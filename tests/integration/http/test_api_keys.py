@@ -11,6 +11,7 @@ import pytest
 from http_support import start
 from quart.testing.connections import WebsocketResponseError
 
+from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.domain.errors import ConfigurationError
 from assistant_service.entrypoints.http.auth import ApiKeys, WebSocketTickets
 from assistant_service.entrypoints.http.services import Services
@@ -123,14 +124,20 @@ async def test_a_ticket_opens_one_socket_once(client):
     assert (await client.post("/ws-tickets")).status_code == 401
 
 
-def test_tickets_expire_and_are_single_use():
+async def test_tickets_expire_and_are_single_use():
     now = [0.0]
-    tickets = WebSocketTickets(ttl=30.0, clock=lambda: now[0])
-    first, second = tickets.issue("alice"), tickets.issue("alice")
-    assert tickets.redeem(first) == "alice"
-    assert tickets.redeem(first) is None
+    tickets = WebSocketTickets(InMemoryStateStore(clock=lambda: now[0]), ttl=30.0)
+    first, second = await tickets.issue("alice"), await tickets.issue("alice")
+    assert await tickets.redeem(first) == "alice"
+    assert await tickets.redeem(first) is None
     now[0] = 31.0
-    assert tickets.redeem(second) is None
+    assert await tickets.redeem(second) is None
+    assert await tickets.redeem("not-a-ticket") is None
+
+
+def test_a_ticket_lives_30_seconds_at_most():
+    with pytest.raises(ValueError, match="ttl"):
+        WebSocketTickets(InMemoryStateStore(), ttl=31.0)
 
 
 @pytest.mark.parametrize(

@@ -23,16 +23,20 @@ And for each run:
   latest run (``run_id``).
 - ``{prefix}run_cancels/{run_id}``: present while a request to cancel is kept.
 
+And ``{prefix}one_time_tokens/{key}``: a one-time token's ``value``, deleted
+by the one taker whose conditional delete lands.
+
 Every document has an ``expire_at`` timestamp for a Firestore TTL policy: a
 conversation's ``conversation_ttl`` after its last write; a run's record,
-latest-run pointer and cancel request the ttl they were written with; an
+latest-run pointer, cancel request and one-time token the ttl they were written with; an
 event ``RUN_LOG_TTL`` after it was written (so an event outlives a log of a
 run that went on for longer, and ``expire_events`` cannot keep it past that).
 Enable a policy per collection group::
 
     gcloud firestore fields ttls update expire_at --enable-ttl \\
         --collection-group=assistant-service-conversations   # and items, leases, pending_calls,
-        # runs, events, run_logs, latest_runs, run_cancels (with their prefix where they have one)
+        # runs, events, run_logs, latest_runs, run_cancels, one_time_tokens (with their prefix
+        # where they have one)
 
 A TTL policy deletes late (within a day or so), so reads treat a document
 past its ``expire_at`` as gone already. An item expires ``conversation_ttl``
@@ -371,27 +375,10 @@ class FirestoreStateStore:
                 await reference.delete(timeout=self.timeout)
 
     async def take(self, conversation_id: str) -> tuple[str, ...]:
-        from google.api_core.exceptions import FailedPrecondition  # noqa: PLC0415 - with the client
-
-        reference = self._pending(conversation_id)
-        # Read, then delete only if nothing changed since: the one taker whose
-        # delete lands has the calls. No transaction: takers on several
-        # instances would wait on each other's read locks.
-        with self._unavailable():
-            async with self._one_at_a_time(conversation_id):
-                for _ in range(self.max_attempts):
-                    snapshot = await self._read(reference)
-                    if not snapshot.exists:
-                        return ()
-                    unchanged = self._client.write_option(last_update_time=snapshot.update_time)
-                    try:
-                        await reference.delete(option=unchanged, timeout=self.timeout)
-                    except FailedPrecondition:
-                        continue  # another taker, or a new remember, came first: look again
-                    return tuple(snapshot.get("call_ids")) if _live(snapshot, _now()) else ()
-        raise StateStoreUnavailableError(
-            f"{self._where} is contended: taking pending calls failed {self.max_attempts} times"
-        )
+        snapshot = await self._take_document(self._pending(conversation_id), conversation_id)
+        if snapshot is None or not _live(snapshot, _now()):
+            return ()
+        return tuple(snapshot.get("call_ids"))
 
     # RunEventLog
 
@@ -485,7 +472,51 @@ class FirestoreStateStore:
             snapshot = await self._read(self._cancel(run_id))
         return _live(snapshot, _now())
 
+    # OneTimeTokens
+
+    async def put_token(self, key: str, value: str, ttl: float) -> None:
+        check_ttl(ttl)
+        expire_at = _now() + timedelta(seconds=ttl)
+        with self._unavailable():
+            await self._one_time(key).set(
+                {"value": value, "expire_at": expire_at}, timeout=self.timeout
+            )
+
+    async def take_token(self, key: str) -> str | None:
+        snapshot = await self._take_document(self._one_time(key), key)
+        # The TTL policy deletes late: a token past its expiry is gone, deleted here or not.
+        if snapshot is None or not _live(snapshot, _now()):
+            return None
+        return str(snapshot.get("value"))
+
     # Helpers
+
+    async def _take_document(
+        self, reference: AsyncDocumentReference, lock_name: str
+    ) -> DocumentSnapshot[Any] | None:
+        """Read a document and delete it, atomically: the snapshot, to the one taker whose delete lands.
+
+        ``None`` when there is none. The delete holds only if nothing changed
+        since the read. No transaction: takers on several instances would wait
+        on each other's read locks.
+        """
+        from google.api_core.exceptions import FailedPrecondition  # noqa: PLC0415 - with the client
+
+        with self._unavailable():
+            async with self._one_at_a_time(lock_name):
+                for _ in range(self.max_attempts):
+                    snapshot = await self._read(reference)
+                    if not snapshot.exists:
+                        return None
+                    unchanged = self._client.write_option(last_update_time=snapshot.update_time)
+                    try:
+                        await reference.delete(option=unchanged, timeout=self.timeout)
+                    except FailedPrecondition:
+                        continue  # another taker, or a new write, came first: look again
+                    return snapshot
+        raise StateStoreUnavailableError(
+            f"{self._where} is contended: taking a document failed {self.max_attempts} times"
+        )
 
     async def _events_after(self, run_id: str, after: int, limit: int) -> list[str]:
         """The JSON of up to ``limit`` live events above ``after``; none while the log is not live."""
@@ -519,6 +550,10 @@ class FirestoreStateStore:
     def _cancel(self, run_id: str) -> AsyncDocumentReference:
         collection = self._client.collection(f"{self.prefix}run_cancels")
         return collection.document(_document_id(run_id, "run"))
+
+    def _one_time(self, key: str) -> AsyncDocumentReference:
+        collection = self._client.collection(f"{self.prefix}one_time_tokens")
+        return collection.document(_document_id(key, "token"))
 
     def _conversation(self, conversation_id: str) -> AsyncDocumentReference:
         collection = self._client.collection(f"{self.prefix}conversations")

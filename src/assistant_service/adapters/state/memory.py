@@ -75,6 +75,7 @@ class InMemoryStateStore:
     max_bytes: int = attrs.field(default=64 * 1024 * 1024, validator=attrs.validators.gt(0))
     max_runs: int = attrs.field(default=10_000, validator=attrs.validators.gt(0))
     max_run_events: int = attrs.field(default=100_000, validator=attrs.validators.gt(0))
+    max_tokens: int = attrs.field(default=10_000, validator=attrs.validators.gt(0))
     clock: Callable[[], float] = time.monotonic
     _histories: OrderedDict[str, _History] = attrs.field(factory=OrderedDict, init=False)
     _bytes: int = attrs.field(default=0, init=False)
@@ -88,6 +89,8 @@ class InMemoryStateStore:
     )
     _latest: OrderedDict[str, str] = attrs.field(factory=OrderedDict, init=False)
     _cancels: OrderedDict[str, float] = attrs.field(factory=OrderedDict, init=False)
+    # One-time tokens: key -> (value, expires at), oldest put first.
+    _tokens_kept: OrderedDict[str, tuple[str, float]] = attrs.field(factory=OrderedDict, init=False)
 
     @property
     def stored_bytes(self) -> int:
@@ -253,6 +256,26 @@ class InMemoryStateStore:
 
     async def cancel_requested(self, run_id: str) -> bool:
         return self._cancels.get(run_id, -math.inf) > self.clock()
+
+    # OneTimeTokens
+
+    async def put_token(self, key: str, value: str, ttl: float) -> None:
+        check_ttl(ttl)
+        now = self.clock()
+        self._tokens_kept.pop(key, None)
+        if len(self._tokens_kept) >= self.max_tokens:
+            # Only when full: a sweep per put would cost a pass over every token.
+            for old in [k for k, (_, ends) in self._tokens_kept.items() if ends <= now]:
+                del self._tokens_kept[old]
+        while len(self._tokens_kept) >= self.max_tokens:
+            self._tokens_kept.popitem(last=False)
+        self._tokens_kept[key] = (value, now + ttl)
+
+    async def take_token(self, key: str) -> str | None:
+        kept = self._tokens_kept.pop(key, None)
+        if kept is None or kept[1] <= self.clock():
+            return None
+        return kept[0]
 
     # Helpers
 

@@ -23,6 +23,10 @@ A run's keys carry the run id as their hash tag (``prefix{run_id}:events``):
 - ``record``: the run's record as JSON; ``cancel``: present while a request
   to cancel the run is kept.
 
+A one-time token's key carries the token's key (a digest) as its hash tag:
+``prefix{key}:one_time``, its value, expiring with the token. Taking it is
+one ``GETDEL``: of two takers only one sees the value.
+
 A grant and a fenced append are each one script: a refused acquire must not
 move the counter (that would fence out the live holder), and a fenced append
 checks the counter and pushes in one step.
@@ -457,6 +461,20 @@ class RedisStateStore:
     async def cancel_requested(self, run_id: str) -> bool:
         with self._unavailable():
             return bool(await self._client.exists(self._key(run_id, "cancel")))
+
+    # OneTimeTokens
+
+    async def put_token(self, key: str, value: str, ttl: float) -> None:
+        check_ttl(ttl)
+        with self._unavailable():
+            await self._client.set(self._key(key, "one_time"), value, px=_milliseconds(ttl))
+
+    async def take_token(self, key: str) -> str | None:
+        with self._unavailable():
+            value = await self._client.getdel(self._key(key, "one_time"))
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
 
     # Helpers
 

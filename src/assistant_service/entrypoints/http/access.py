@@ -104,7 +104,7 @@ def register_access(app: Quart, services: Services, tickets: WebSocketTickets) -
     async def authenticate_socket() -> None:
         ticket = websocket.args.get("ticket")
         if ticket is not None and presented_key(websocket.headers) is None:
-            key_id = tickets.redeem(ticket)
+            key_id = await tickets.redeem(ticket)
             assert services.api_keys is not None  # noqa: S101
             found = next((k for k in services.api_keys.keys if k.id == key_id), None)
             if found is None:
@@ -119,6 +119,6 @@ def register_access(app: Quart, services: Services, tickets: WebSocketTickets) -
     async def ws_ticket() -> Response:
         key = current_key()
         assert key is not None  # noqa: S101 -- authenticate_request ran
-        ticket = tickets.issue(key.id)
+        ticket = await tickets.issue(key.id)
         log.info("ws_ticket.issued")
         return json_response({"ticket": ticket, "expires_in": tickets.ttl}, 201)

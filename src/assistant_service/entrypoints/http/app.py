@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from quart import Quart, Response, websocket
 
+from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.entrypoints.http.access import register_access
 from assistant_service.entrypoints.http.auth import WebSocketTickets
 from assistant_service.entrypoints.http.backpressure import (
@@ -11,6 +12,7 @@ from assistant_service.entrypoints.http.backpressure import (
     bound_websocket_frames,
 )
 from assistant_service.entrypoints.http.correlation import correlation_id_of
+from assistant_service.entrypoints.http.cors import CorsMiddleware, CorsPolicy
 from assistant_service.entrypoints.http.errors import register_error_handlers
 from assistant_service.entrypoints.http.observing import observed_asgi, register_observability
 from assistant_service.entrypoints.http.pages import register_pages
@@ -51,7 +53,8 @@ def create_app(services: Services) -> Quart:
     state = EdgeState(slots=slots)
     app.extensions[EXTENSION] = state
     register_error_handlers(app)
-    register_access(app, services, WebSocketTickets())
+    tickets = WebSocketTickets(services.tokens or InMemoryStateStore())
+    register_access(app, services, tickets)
     # After the key check: a caller is counted by its key when keys are on.
     register_limits(app, services)
 
@@ -86,6 +89,8 @@ def create_app(services: Services) -> Quart:
         await session.serve()
         return None
 
+    # Innermost: a preflight is answered (and a foreign socket refused) before any route.
+    app.asgi_app = CorsMiddleware(app.asgi_app, CorsPolicy.of(settings.cors_origins))  # type: ignore[assignment,method-assign]
     app.asgi_app = observed_asgi(app, services.observability, stopping=state.stopping)  # type: ignore[assignment,method-assign]
     return app
 

@@ -14,8 +14,7 @@ import hashlib
 import hmac
 import json
 import secrets
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import attrs
@@ -26,11 +25,13 @@ from assistant_service.domain.errors import (
     NotFoundError,
 )
 from assistant_service.domain.secrets import hold_secret
+from assistant_service.ports.tokens import OneTimeTokens
 
 # The conversation metadata key that names the API key that started it.
 OWNER_KEY = "api_key_id"
 TICKET_TTL = 30.0
-_MAX_TICKETS = 10_000
+TICKET_PREFIX = "wst_"
+_MAX_TICKET_LENGTH = 128
 _SHA256_HEX = frozenset("0123456789abcdef")
 
 
@@ -175,32 +176,34 @@ def presented_key(headers: Headers) -> str | None:
 
 @attrs.define
 class WebSocketTickets:
-    """Single-use tickets for opening a WebSocket, each good for ``ttl`` seconds.
+    """Single-use tickets for opening a WebSocket, each good for ``ttl`` seconds (30 at most).
 
-    Kept in this process's memory: a client opens its socket on the instance
-    that issued the ticket's answer, or retries with a new ticket.
+    Kept in the shared state store, so a ticket issued by one instance opens a
+    socket on any other. The store holds a SHA-256 digest of each ticket,
+    never the ticket: a dump of it opens no socket.
     """
 
-    ttl: float = TICKET_TTL
-    clock: Callable[[], float] = time.monotonic
-    _tickets: dict[str, tuple[str, float]] = attrs.field(factory=dict, init=False)
+    store: OneTimeTokens
+    ttl: float = attrs.field(
+        default=TICKET_TTL, validator=[attrs.validators.gt(0), attrs.validators.le(TICKET_TTL)]
+    )
 
-    def issue(self, key_id: str) -> str:
-        now = self.clock()
-        self._tickets = {t: v for t, v in self._tickets.items() if v[1] > now}
-        if len(self._tickets) >= _MAX_TICKETS:
-            oldest = min(self._tickets, key=lambda t: self._tickets[t][1])
-            del self._tickets[oldest]
-        ticket = "wst_" + secrets.token_urlsafe(32)
-        self._tickets[ticket] = (key_id, now + self.ttl)
+    async def issue(self, key_id: str) -> str:
+        """A new ticket for the key ``key_id``."""
+        ticket = TICKET_PREFIX + secrets.token_urlsafe(32)
+        await self.store.put_token(_ticket_digest(ticket), key_id, self.ttl)
         return ticket
 
-    def redeem(self, ticket: str) -> str | None:
+    async def redeem(self, ticket: str) -> str | None:
         """The key id the ticket was issued to, once; ``None`` when unknown, used or expired."""
-        entry = self._tickets.pop(ticket, None)
-        if entry is None or entry[1] <= self.clock():
-            return None
-        return entry[0]
+        if not ticket.startswith(TICKET_PREFIX) or len(ticket) > _MAX_TICKET_LENGTH:
+            return None  # not one of ours: no need to ask the store
+        return await self.store.take_token(_ticket_digest(ticket))
+
+
+def _ticket_digest(ticket: str) -> str:
+    # Namespaced: the store's one-time tokens may serve other purposes too.
+    return "ws_ticket." + hashlib.sha256(ticket.encode()).hexdigest()
 
 
 def check_owner(metadata: Mapping[str, str], key: ApiKey | None, thread_id: str) -> None:

@@ -54,6 +54,7 @@ NULLABLE_STRING = {"type": ["string", "null"]}
 _ERRORS = {
     "400": "Malformed JSON (`malformed_request`).",
     "401": "No API key, or an unknown one (`unauthenticated`), when `API_KEYS` is set.",
+    "403": "An assistant this API key may not use (`forbidden`).",
     "404": "Unknown thread, run or assistant (`not_found`).",
     "405": "The method is not allowed on this path (`method_not_allowed`).",
     "409": "A run is already active on the thread, or the run has ended (`conflict`).",
@@ -442,7 +443,7 @@ def _paths(*, metrics: bool, playground: bool) -> dict[str, Any]:
         "/assistants": {
             "get": {
                 "operationId": "listAssistants",
-                "summary": "The assistants this service serves",
+                "summary": "The assistants this service serves (to an API key: those it may use)",
                 "responses": {
                     "200": _json("Every assistant.", _ref("Assistants")),
                     **_errors("503"),
@@ -575,6 +576,11 @@ def _paths(*, metrics: bool, playground: bool) -> dict[str, Any]:
                         "description": "Not a WebSocket upgrade (`bad_request`).",
                         "content": {JSON: {"schema": _ref("Error")}},
                     },
+                    "403": {
+                        "description": "The handshake's `Origin` is neither in `CORS_ORIGINS`"
+                        " nor this service's own (`origin_refused`).",
+                        "content": {JSON: {"schema": _ref("Error")}},
+                    },
                 },
             }
         },
@@ -694,6 +700,8 @@ def openapi_document(
             "post": {
                 "operationId": "wsTicket",
                 "summary": "A single-use ticket to open `/stream?ticket=...` (browsers)",
+                "description": "Good for `expires_in` seconds (30), once, on any instance"
+                " that shares the state store.",
                 "responses": {
                     "201": _json(
                         "The ticket, and the seconds it stays valid.",
@@ -710,6 +718,7 @@ def openapi_document(
                 },
             }
         }
+        paths["/start"]["get"]["responses"].update(_errors("403"))
         for path, item in paths.items():
             if _is_open(path):
                 continue

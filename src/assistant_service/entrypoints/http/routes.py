@@ -6,7 +6,7 @@ import structlog
 from quart import Quart, Response, request
 
 from assistant_service.domain.errors import InvalidInputError
-from assistant_service.entrypoints.http.access import check_thread, owner_metadata
+from assistant_service.entrypoints.http.access import check_thread, current_key, owner_metadata
 from assistant_service.entrypoints.http.codec import (
     ChatRequest,
     history_body,
@@ -52,7 +52,12 @@ def register_routes(app: Quart, services: Services, state: EdgeState) -> None:
     @app.get("/assistants")
     async def assistants() -> Response:
         default = services.assistant.default_assistant_id
-        profiles = sorted(await services.configs.list(), key=lambda profile: profile.id)
+        key = current_key()
+        # A key sees the assistants it may use, no others (their tools included).
+        profiles = sorted(
+            (p for p in await services.configs.list() if key is None or key.may_use(p.id)),
+            key=lambda profile: profile.id,
+        )
         body = [
             {
                 "id": profile.id,

@@ -14,6 +14,7 @@ from assistant_service.entrypoints.settings import Settings
 from assistant_service.ports.config import AssistantConfigRepository
 from assistant_service.ports.conversations import StateStoreHealth
 from assistant_service.ports.secrets import SecretRepository
+from assistant_service.ports.tokens import OneTimeTokens
 
 if TYPE_CHECKING:
     # Only the server has limits: the module needs the ``limits`` library.
@@ -46,3 +47,6 @@ class Services:
     api_keys: ApiKeys | None = None
     # RATE_LIMIT and the keys' rate_limit and daily_tokens: None when none is set.
     limits: EdgeLimits | None = None
+    # Where WebSocket tickets are kept: the shared state store, so that any
+    # instance redeems them (None: this process's memory).
+    tokens: OneTimeTokens | None = None
