@@ -93,7 +93,9 @@ def _read(name: str, data: Any) -> RunUpdate:  # noqa: PLR0911 -- one return per
             run_id=str(data.id), ended=True, error=run_error(data, _RUN_FAILURES[name])
         )
     if name == "error":
-        return RunUpdate(error=UpstreamError(f"the model server reported an error: {data.message}"))
+        return RunUpdate(
+            error=UpstreamError(f"the model server reported an error: {data.message}", fault=True)
+        )
     return RunUpdate()
 
 
@@ -105,7 +107,7 @@ def run_error(run: Any, what: str) -> UpstreamError:
         message = f"the assistant's run {what}: {last_error.code}: {last_error.message}"
         if last_error.code == "rate_limit_exceeded":
             return UpstreamUnavailableError(message)
-        return UpstreamError(message)
+        return UpstreamError(message, fault=last_error.code == "server_error")
     if details is not None and details.reason:
         return UpstreamError(f"the assistant's run {what}: {details.reason}")
     return UpstreamError(f"the assistant's run {what}")

@@ -235,7 +235,9 @@ class OpenAIAssistantsModel:
                         yield model_event
                     ended = update.ended
         if not ended:
-            raise UpstreamError("the model server ended the stream before the run finished")
+            raise UpstreamError(
+                "the model server ended the stream before the run finished", fault=True
+            )
 
     def _remember(self, thread_id: str, run_id: str | None, awaiting_outputs: bool) -> None:
         self._runs[thread_id] = (run_id, awaiting_outputs)

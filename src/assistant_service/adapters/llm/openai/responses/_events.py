@@ -37,6 +37,8 @@ from assistant_service.domain.tools import ToolCall
 
 # Error codes of failed responses that a later retry may get past.
 _RETRYABLE_CODES = frozenset({"rate_limit_exceeded", "server_is_overloaded", "slow_down"})
+# Those that say the server failed (a failure without a code too), not the request.
+_SERVER_CODES = frozenset({"server_error", "server_is_overloaded"})
 MAX_ARGUMENTS_LENGTH = 1_000_000
 MAX_EVENTS = 200_000
 
@@ -236,6 +238,7 @@ def _int(source: Any, name: str) -> int:
 def _failure(code: object, message: object) -> UpstreamError:
     detail = message if isinstance(message, str) and message else "no reason given"
     text = f"the language model failed ({code or 'error'}): {redact(detail)}"
+    fault = not code or code in _SERVER_CODES
     if code in _RETRYABLE_CODES:
-        return UpstreamUnavailableError(text)
-    return UpstreamError(text)
+        return UpstreamUnavailableError(text, fault=fault)
+    return UpstreamError(text, fault=fault)
