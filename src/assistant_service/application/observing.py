@@ -60,6 +60,9 @@ class _Nothing:
     def run_slots(self, in_use: int, limit: int) -> None:
         pass
 
+    def breaker_changed(self, upstream: str, state: str) -> None:
+        pass
+
     def first_text(self, seconds: float) -> None:
         pass
 
@@ -174,6 +177,10 @@ class _Several:
     def run_slots(self, in_use: int, limit: int) -> None:
         for part in self.parts:
             part.run_slots(in_use, limit)
+
+    def breaker_changed(self, upstream: str, state: str) -> None:
+        for part in self.parts:
+            part.breaker_changed(upstream, state)
 
 
 ABANDONED = "abandoned"

@@ -140,3 +140,7 @@ class Observer(Protocol):
     def run_slots(self, in_use: int, limit: int) -> None:
         """The process's run slots (its bound on concurrent runs) changed: ``in_use`` of ``limit``."""
         ...
+
+    def breaker_changed(self, upstream: str, state: str) -> None:
+        """``upstream``'s circuit breaker is now in ``state`` (``closed``, ``open``, ``half_open``)."""
+        ...

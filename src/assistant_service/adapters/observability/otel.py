@@ -162,6 +162,9 @@ class OpenTelemetryObserver:
     def run_slots(self, in_use: int, limit: int) -> None:
         pass
 
+    def breaker_changed(self, upstream: str, state: str) -> None:
+        pass
+
 
 def _error(span: Span, error: AssistantServiceError) -> None:
     from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
+from assistant_service.application.circuit_breaker import CircuitBreaker
 from assistant_service.application.service import AssistantService
 from assistant_service.entrypoints.http.auth import ApiKeys
 from assistant_service.entrypoints.observability import Observability
@@ -39,3 +40,5 @@ class Services:
     observability: Observability = Observability()
     # API_KEYS: when set, every route but /healthz and /readyz needs one.
     api_keys: ApiKeys | None = None
+    # The model server's circuit breaker (none offline): /readyz shows its state.
+    breaker: CircuitBreaker | None = None
