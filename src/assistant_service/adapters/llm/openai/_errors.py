@@ -9,6 +9,7 @@
     openai.APIConnectionError / APITimeoutError             -> UpstreamUnavailableError
     openai.APIResponseValidationError                       -> UpstreamError
     openai.APIError (an error event inside a stream)        -> UpstreamError
+    a body that is not JSON (json.JSONDecodeError)          -> UpstreamError
     httpx2 transport / stream errors that escape the SDK    -> UpstreamUnavailableError
 
 Each error says whether the upstream itself failed (``fault``: a 5xx, a timeout,
@@ -23,6 +24,7 @@ key are masked.
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -68,7 +70,7 @@ def translate_openai_errors(
                 "check OPENAI_API_KEY"
             ) from error
         raise status_error(error, not_found) from error
-    except openai.APITimeoutError as error:
+    except (openai.APITimeoutError, httpx2.TimeoutException) as error:
         raise UpstreamUnavailableError(
             "the language model did not answer in time", fault=True
         ) from error
@@ -85,10 +87,6 @@ def translate_openai_errors(
         raise UpstreamError(
             f"the language model failed: {redact(error.message)}", fault=True
         ) from error
-    except httpx2.TimeoutException as error:
-        raise UpstreamUnavailableError(
-            "the language model did not answer in time", fault=True
-        ) from error
     except (httpx2.HTTPError, httpx2.StreamError, anyio.EndOfStream) as error:
         # The SDK wraps transport errors it sees; these are the ones raised
         # while a stream is read or closed outside its wrapper.
@@ -97,6 +95,11 @@ def translate_openai_errors(
         ) from error
     except openai.OpenAIError as error:
         raise UpstreamError(f"the language model client failed: {type(error).__name__}") from error
+    except json.JSONDecodeError as error:
+        # The SDK parses a 200 body it was told is JSON and lets the decoder's error out.
+        raise UpstreamError(
+            "the language model sent a reply that is not JSON", fault=True
+        ) from error
 
 
 def status_error(
