@@ -95,11 +95,11 @@ class ServerConversations:
             found = await self._client.conversations.retrieve(
                 conversation_id, extra_headers=upstream_headers()
             )
+        _id(found)  # a reply without one is no conversation: not "unknown" either
         tags = metadata_strings(field(found, "metadata"))
         if ASSISTANT_KEY not in tags:
             # Not opened by this service: no assistant to run it with.
             raise NotFoundError("conversation", conversation_id)
-        _id(found)  # a reply without one is no conversation
         conversation = _conversation(conversation_id, time_field(found, "created_at"), tags)
         self._known.set(conversation.id, conversation)
         return conversation
