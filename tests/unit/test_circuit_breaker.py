@@ -258,14 +258,28 @@ async def test_a_probe_that_is_abandoned_lets_the_next_call_probe(model, upstrea
     assert breaker.status().state is BreakerState.CLOSED
 
 
-async def test_a_probe_on_a_conversation_call_and_a_refusal_closes_it(
+async def test_conversation_calls_answered_prove_nothing_but_their_faults_count(
     model, upstream, breaker, clock
 ):
+    upstream.plan.extend([SERVER_ERROR, None, SERVER_ERROR, None])
+    await fails_with(model, UpstreamError)
+    await model.get_conversation("c")  # found (perhaps in a cache): no verdict
+    with pytest.raises(UpstreamError):
+        await model.open_conversation(PROFILE)  # a fault of the same upstream
+    assert breaker.status().consecutive_failures == 2
+    await model.history("c")
+    assert breaker.status().consecutive_failures == 2
+    await step(model)  # a step that ends resets the count
+    assert breaker.status().consecutive_failures == 0
+
     await open_it(model, upstream)
     clock.advance(30.0)
-    upstream.plan.append(BAD_REQUEST)  # the upstream answers: it is up
+    upstream.plan.append(BAD_REQUEST)
     with pytest.raises(UpstreamError):
-        await model.open_conversation(PROFILE)
+        await model.open_conversation(PROFILE)  # the probe; refused, no verdict
+    await model.get_conversation("c")  # the next probe: found, no verdict
+    assert breaker.status().state is BreakerState.HALF_OPEN
+    await step(model)  # a step that ends: the upstream is back
     assert breaker.status().state is BreakerState.CLOSED
 
 

@@ -22,12 +22,17 @@ class CircuitBreakerModel:
     """``model`` with every call that reaches its upstream let through by ``breaker``.
 
     A step counts from its first event to its end: a fault midway counts, a
-    caller that stops reading early gives no verdict. ``conversations_upstream``
-    says whether opening, finding and listing conversations reach the upstream
-    (Responses on the Conversations API, Assistants); ``False`` for backends
-    that keep conversations here (Chat Completions, Responses with local
-    state): those calls then bypass the breaker, and only steps go through it.
-    Raises ``UpstreamCircuitOpenError`` while the breaker refuses calls.
+    caller that stops reading early gives no verdict, and a step that ends
+    (or an upstream's refusal of it) is what proves the upstream up: it resets
+    the count and closes a half-open breaker. ``conversations_upstream`` says
+    whether opening, finding and listing conversations reach the upstream
+    (Responses on the Conversations API, Assistants): they then fail fast while
+    the breaker is open and their faults count, but their successes prove
+    nothing (a conversation found in a cache reached nothing; a conversations
+    API that answers says little of the model behind it). ``False`` for
+    backends that keep conversations here (Chat Completions, Responses with
+    local state): those calls bypass the breaker. Raises
+    ``UpstreamCircuitOpenError`` while the breaker refuses calls.
     """
 
     model: LanguageModel
@@ -81,9 +86,9 @@ class CircuitBreakerModel:
         try:
             result = await call()
         except BaseException as error:
-            self.breaker.record(permit, error)
+            self.breaker.record(permit, error, answer_counts=False)
             raise
-        self.breaker.record(permit, None)
+        self.breaker.record(permit, None, answer_counts=False)
         return result
 
 

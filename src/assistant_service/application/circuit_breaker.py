@@ -7,7 +7,8 @@
     half_open --(the probe fails)--> open, for another cooldown
 
 Closed, every call goes through; a fault adds one to the count, an answer (a
-success, or an upstream error that is no fault, such as a 4xx) resets it. Open,
+success, or an upstream error that is no fault, such as a 4xx) resets it,
+unless its caller says answers of that call prove nothing. Open,
 every call fails at once with :class:`UpstreamCircuitOpenError` and how long is
 left, without reaching the upstream. Half-open, one call (the probe) goes
 through while the others keep failing fast. A call that ends without a verdict
@@ -120,13 +121,20 @@ class CircuitBreaker:
             return Permit(self._generation, probe=True)
         return Permit(self._generation, probe=False)
 
-    def record(self, permit: Permit, error: BaseException | None) -> None:
-        """How the call of ``permit`` ended: ``None`` for success, else what it raised."""
+    def record(
+        self, permit: Permit, error: BaseException | None, *, answer_counts: bool = True
+    ) -> None:
+        """How the call of ``permit`` ended: ``None`` for success, else what it raised.
+
+        ``answer_counts=False`` for a call whose success proves nothing (it may
+        not have reached the upstream, or reached a part of it that is not the
+        one failing): its faults count, its answers give no verdict.
+        """
         if permit.generation != self._generation:
             return
         if error is not None and is_fault(error):
             self._fault(permit)
-        elif error is None or is_answer(error):
+        elif answer_counts and (error is None or is_answer(error)):
             self._answered(permit)
         elif permit.probe:
             self._probing = False  # no verdict: the next call probes instead
