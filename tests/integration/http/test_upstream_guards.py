@@ -18,6 +18,7 @@ import pytest
 from http_support import sse_events, start
 
 from assistant_service.entrypoints.composition import services_from_settings
+from assistant_service.entrypoints.http.app import create_app
 from assistant_service.entrypoints.http.services import Services
 from assistant_service.entrypoints.settings import Settings, load_settings
 from fakeopenai import FakeOpenAI, JSONReply, RawReply, SSEEvent, SSEReply, error_reply, event
@@ -241,9 +242,14 @@ async def test_4xx_answers_never_open_it(client, fake_openai, backend):
     assert body["breakers"]["llm"]["state"] == "closed"
 
 
-async def test_the_offline_backend_has_no_breaker(fake_openai):
+async def test_the_offline_backend_has_no_breaker_and_readyz_shows_none():
     services = await services_from_settings(load_settings({"LLM_BACKEND": "offline"}))
+    app = create_app(services)
+    async with app.test_app():
+        status, body = await readyz(app.test_client())
     assert services.breaker is None
+    assert status == 200
+    assert "breakers" not in body
 
 
 # --- malformed upstream replies -------------------------------------------------------------
