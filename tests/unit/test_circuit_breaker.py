@@ -347,3 +347,36 @@ def test_an_open_circuit_error_is_a_retryable_upstream_error_that_survives_a_rep
     restored = restore_error(error.code, error.message, error.retry_after)
     assert type(restored) is UpstreamCircuitOpenError
     assert restored.retry_after == 3.0
+
+
+async def test_the_metrics_gauge_shows_the_state_it_is_in(clock):
+    prometheus_client = pytest.importorskip("prometheus_client")
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    from assistant_service.adapters.observability.prometheus import (  # noqa: PLC0415
+        PrometheusObserver,
+        exposition,
+    )
+
+    registry = prometheus_client.CollectorRegistry()
+    observer = PrometheusObserver.create("responses", registry)
+    breaker = CircuitBreaker(failures=1, clock=clock, on_change=observer.breaker_changed)
+
+    def states() -> dict[str, float]:
+        text = exposition(registry).decode()
+        return {
+            sample.labels["state"]: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "assistant_upstream_breaker_state"
+            and sample.labels["upstream"] == "llm"
+        }
+
+    assert states() == {"closed": 1.0, "open": 0.0, "half_open": 0.0}
+    breaker.record(breaker.admit(), SERVER_ERROR)
+    assert states() == {"closed": 0.0, "open": 1.0, "half_open": 0.0}
+    clock.advance(30.0)
+    probe = breaker.admit()
+    assert states() == {"closed": 0.0, "open": 0.0, "half_open": 1.0}
+    breaker.record(probe, None)
+    assert states() == {"closed": 1.0, "open": 0.0, "half_open": 0.0}
