@@ -14,11 +14,13 @@ from typing import Any
 
 import anyio
 import attrs
+import jsonschema
 import pytest
 from http_support import sse_events, start
 
 from assistant_service.entrypoints.composition import services_from_settings
 from assistant_service.entrypoints.http.app import create_app
+from assistant_service.entrypoints.http.openapi import openapi_document
 from assistant_service.entrypoints.http.services import Services
 from assistant_service.entrypoints.settings import Settings, load_settings
 from fakeopenai import FakeOpenAI, JSONReply, RawReply, SSEEvent, SSEReply, error_reply, event
@@ -154,6 +156,13 @@ async def chat_ws(client: Any, thread_id: str) -> list[dict[str, Any]]:
     return frames
 
 
+def conforms(body: Any, schema: str) -> None:
+    """``body`` fits ``components.schemas[schema]`` of the OpenAPI document."""
+    document = openapi_document()
+    root = {"$ref": f"#/components/schemas/{schema}", "components": document["components"]}
+    jsonschema.Draft202012Validator(root).validate(body)
+
+
 async def readyz(client: Any) -> tuple[int, dict[str, Any]]:
     response = await client.get("/readyz")
     return response.status_code, await response.get_json()
@@ -200,6 +209,8 @@ async def test_an_open_breaker_is_a_503_with_retry_after_on_every_transport_and_
     status, body = await readyz(client)
     assert status == 200  # reported, not a reason to take the instance out of rotation
     assert body["status"] == "ready"
+    conforms(body, "Readiness")
+    conforms(await response.get_json(), "Error")
     assert body["breakers"]["llm"] == {
         "state": "open",
         "consecutive_failures": 2,
