@@ -8,6 +8,8 @@ Embed it::
 """
 
 from assistant_service.adapters.tools import FunctionToolRegistry, tool
+from assistant_service.application.breaker_model import CircuitBreakerModel
+from assistant_service.application.circuit_breaker import CircuitBreaker
 from assistant_service.application.service import AssistantService
 from assistant_service.domain.errors import (
     AssistantServiceError,
@@ -19,6 +21,7 @@ from assistant_service.domain.errors import (
     RunLimitError,
     ToolArgumentsError,
     ToolRegistrationError,
+    UpstreamCircuitOpenError,
     UpstreamError,
     UpstreamUnavailableError,
 )
@@ -56,6 +59,8 @@ __all__ = [
     "AssistantProfile",
     "AssistantService",
     "AssistantServiceError",
+    "CircuitBreaker",
+    "CircuitBreakerModel",
     "ConfigurationError",
     "ConflictError",
     "Conversation",
@@ -89,6 +94,7 @@ __all__ = [
     "ToolOutcome",
     "ToolRegistrationError",
     "ToolSpec",
+    "UpstreamCircuitOpenError",
     "UpstreamError",
     "UpstreamUnavailableError",
     "Usage",

@@ -26,6 +26,8 @@ import attrs
 import pytest
 
 from assistant_service.adapters.llm.scripted import ScriptedModel, call_tools, fail, reply
+from assistant_service.application.breaker_model import CircuitBreakerModel
+from assistant_service.application.circuit_breaker import CircuitBreaker
 from assistant_service.domain.errors import NotFoundError, UpstreamError, UpstreamUnavailableError
 from assistant_service.domain.models import AssistantProfile, Message, Role
 from assistant_service.domain.steps import (
@@ -225,12 +227,32 @@ def openai_backend(backend: str) -> Callable[[], AbstractAsyncContextManager[Dri
     return factory
 
 
+def behind_a_breaker(
+    factory: Callable[[], AbstractAsyncContextManager[Any]], *, conversations_upstream: bool
+) -> Callable[[], AbstractAsyncContextManager[Driver]]:
+    """``factory``'s adapter behind a circuit breaker: the wrapper keeps the port's contract."""
+
+    @asynccontextmanager
+    async def wrapped() -> AsyncIterator[Driver]:
+        async with factory() as inner:
+            inner.model = CircuitBreakerModel(
+                inner.model, CircuitBreaker(), conversations_upstream=conversations_upstream
+            )
+            yield inner
+
+    return wrapped
+
+
 DRIVERS: dict[str, Callable[[], AbstractAsyncContextManager[Driver]]] = {
     "scripted": scripted,
     "responses-conversations": responses("conversations"),
     "responses-local": responses("local"),
     "assistants": openai_backend("assistants"),
     "chat": openai_backend("chat"),
+    "breaker+responses-conversations": behind_a_breaker(
+        responses("conversations"), conversations_upstream=True
+    ),
+    "breaker+chat": behind_a_breaker(openai_backend("chat"), conversations_upstream=False),
 }
 
 

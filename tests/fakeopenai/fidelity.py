@@ -26,7 +26,7 @@ from openai.types.conversations import Conversation, ConversationItemList
 from openai.types.responses import ResponseStreamEvent
 from openai.types.shared import ErrorObject
 
-from fakeopenai.server import JSONReply, RecordedRequest, Reply, SSEEvent
+from fakeopenai.server import JSONReply, RawReply, RecordedRequest, Reply, SSEEvent
 
 _PAGE_KEYS = {"object", "data", "first_id", "last_id", "has_more"}
 
@@ -116,6 +116,8 @@ def _relevant(errors: list[Any]) -> list[Any]:
 def problems(request: RecordedRequest, reply: Reply) -> list[str]:
     """What in ``reply`` (sent to ``request``) the SDK's types say the real API would not send."""
     route = request.route or "no route"
+    if isinstance(reply, RawReply):
+        return [f"{route}: a raw body, not the API's JSON"]
     if isinstance(reply, JSONReply):
         return _json_problems(route, reply)
     found: list[str] = []

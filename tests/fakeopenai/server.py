@@ -3,7 +3,7 @@
 The core knows nothing of OpenAI's resources: modules such as
 :mod:`fakeopenai.responses` register *routes* (method, path pattern, name,
 handler). A handler gets the :class:`RecordedRequest` and returns a reply:
-:class:`JSONReply` or :class:`SSEReply` (a list of SSE items, among them
+:class:`JSONReply`, :class:`RawReply` (bytes as they are) or :class:`SSEReply` (a list of SSE items, among them
 :class:`Pause`, :class:`Raw` bytes and :class:`Drop` to cut the connection).
 
 Tests steer it two ways:
@@ -59,6 +59,17 @@ class JSONReply:
 
 
 @attrs.frozen
+class RawReply:
+    """A body sent as it is: a reply that is not JSON (an HTML error page, a truncated body)."""
+
+    body: bytes
+    status: int = 200
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    delay: float = 0.0
+
+
+@attrs.frozen
 class SSEEvent:
     """One server-sent event; ``data`` is JSON-encoded unless it is a str."""
 
@@ -95,7 +106,7 @@ class SSEReply:
     done: bool = False  # end with "data: [DONE]" as Chat Completions does
 
 
-Reply = JSONReply | SSEReply
+Reply = JSONReply | RawReply | SSEReply
 Handler = Callable[[RecordedRequest], Reply]
 Scripted = Reply | Handler
 
@@ -202,7 +213,7 @@ class FakeOpenAIServer:
                     scripted = queue.popleft() if queue else None
                 if scripted is None:
                     return request, route.handler(request)
-                if isinstance(scripted, JSONReply | SSEReply):
+                if isinstance(scripted, JSONReply | RawReply | SSEReply):
                     return request, scripted
                 return request, scripted(request)
         request = RecordedRequest(method, url.path, query, headers, body)

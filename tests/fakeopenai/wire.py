@@ -10,7 +10,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from fakeopenai.server import Drop, JSONReply, Pause, Raw, Reply, SSEEvent, SSEReply
+from fakeopenai.server import Drop, JSONReply, Pause, Raw, RawReply, Reply, SSEEvent, SSEReply
 
 
 def encode_event(event: SSEEvent) -> bytes:
@@ -26,6 +26,11 @@ def write_reply(handler: BaseHTTPRequestHandler, reply: Reply, stopping: threadi
         return
     if isinstance(reply, JSONReply):
         _write_json(handler, reply)
+    elif isinstance(reply, RawReply):
+        headers = {"content-type": reply.content_type, "content-length": str(len(reply.body))}
+        _start(handler, reply.status, {**headers, **reply.headers})
+        handler.wfile.write(reply.body)
+        handler.wfile.flush()
     else:
         _write_stream(handler, reply, stopping)
 

@@ -13,6 +13,7 @@ from assistant_service.adapters.llm.openai._client import make_openai_client
 from assistant_service.adapters.llm.openai.assistants._model import OpenAIAssistantsModel
 from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.adapters.tools import FunctionToolRegistry
+from assistant_service.application.breaker_model import CircuitBreakerModel
 from assistant_service.application.service import AssistantService
 from assistant_service.domain.errors import (
     ConflictError,
@@ -491,9 +492,12 @@ async def test_settings_select_the_assistants_adapter(fake_openai):
         }
     )
     services = await services_from_settings(settings)
-    model = services.assistant._model
+    guarded = services.assistant._model
     (close_client,) = services.closers
     try:
+        # The real backend, behind the circuit breaker.
+        assert isinstance(guarded, CircuitBreakerModel)
+        model = guarded.model
         assert isinstance(model, OpenAIAssistantsModel)
         assert model.default_assistant_id == "demo"
         # Development pushed the demo profile at start-up: it runs (tests/integration/test_first_run.py).

@@ -12,6 +12,7 @@ from assistant_service.adapters.llm.openai._client import make_openai_client
 from assistant_service.adapters.llm.openai.chat._model import OpenAIChatModel
 from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.adapters.tools import FunctionToolRegistry
+from assistant_service.application.breaker_model import CircuitBreakerModel
 from assistant_service.application.service import AssistantService
 from assistant_service.domain.errors import NotFoundError, UpstreamError, UpstreamUnavailableError
 from assistant_service.domain.models import AssistantProfile, Message, Role, RunLimits, Usage
@@ -436,9 +437,12 @@ async def test_settings_select_the_chat_adapter(fake_openai, chat):
         }
     )
     services = await services_from_settings(settings)
-    model = services.assistant._model
+    guarded = services.assistant._model
     (close_client,) = services.closers
     try:
+        # The real backend, behind the circuit breaker.
+        assert isinstance(guarded, CircuitBreakerModel)
+        model = guarded.model
         assert isinstance(model, OpenAIChatModel)
         chat.play(chat_reply("Composed."))
         conversation_id = await services.assistant.start_conversation()

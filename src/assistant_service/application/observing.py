@@ -63,6 +63,9 @@ class _Nothing:
     def refused(self, code: str) -> None:
         pass
 
+    def breaker_changed(self, upstream: str, state: str) -> None:
+        pass
+
     def first_text(self, seconds: float) -> None:
         pass
 
@@ -181,6 +184,10 @@ class _Several:
     def refused(self, code: str) -> None:
         for part in self.parts:
             part.refused(code)
+
+    def breaker_changed(self, upstream: str, state: str) -> None:
+        for part in self.parts:
+            part.breaker_changed(upstream, state)
 
 
 ABANDONED = "abandoned"

@@ -28,6 +28,7 @@ from assistant_service.domain.errors import (
     InvalidInputError,
     NotFoundError,
     RunInterruptedError,
+    UpstreamError,
 )
 from assistant_service.domain.events import (
     FINAL_EVENTS,
@@ -112,11 +113,18 @@ class AssistantService:
     ) -> str:
         """Open a conversation with ``assistant_id`` (or the default) and return its id.
 
-        Raises ``NotFoundError`` for an unknown assistant and ``InvalidInputError``
-        when no assistant is named and there is no default.
+        Raises ``NotFoundError`` for an unknown assistant, ``InvalidInputError``
+        when no assistant is named and there is no default, and ``UpstreamError``
+        when the model's conversation id is not one this service accepts.
         """
         profile = await self._profile(assistant_id or self.default_assistant_id)
         conversation = await self._model.open_conversation(profile, metadata)
+        if not _CONVERSATION_ID.fullmatch(conversation.id):
+            # Every later call would refuse this id: the conversation could never be used.
+            raise UpstreamError(
+                "the language model opened a conversation whose id this service cannot use",
+                fault=True,
+            )
         return conversation.id
 
     async def chat(self, conversation_id: str, message: str) -> RunResult:

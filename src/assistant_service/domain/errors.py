@@ -14,6 +14,7 @@
     ├── RunInterruptedError       the run's process stopped before the run ended
     └── UpstreamError             the language model (or another backend) failed
         └── UpstreamUnavailableError   retryable: rate limits, overload; may carry retry_after
+            ├── UpstreamCircuitOpenError     the upstream failed too often: calls fail fast a while
             └── StateStoreUnavailableError   the shared state store cannot be reached
 
 Each class has a stable ``code`` that the HTTP edge puts in error bodies.
@@ -96,9 +97,22 @@ class RunLimitError(AssistantServiceError):
 
 
 class UpstreamError(AssistantServiceError):
-    """The language model, or another backend, answered with an error."""
+    """The language model, or another backend, answered with an error.
+
+    ``fault`` tells whether the upstream itself failed (a 5xx, a timeout, a lost
+    connection, a reply it could not have meant) rather than refusing this
+    request (a 4xx, a rate limit, a content filter): a circuit breaker counts
+    faults only. An adapter sets it where it knows (a subclass may set it for all
+    its errors); it is ``False`` otherwise.
+    """
 
     code = "upstream_error"
+    fault = False
+
+    def __init__(self, message: str, *, fault: bool | None = None) -> None:
+        super().__init__(message)
+        if fault is not None:
+            self.fault = fault
 
 
 class UpstreamUnavailableError(UpstreamError):
@@ -106,9 +120,20 @@ class UpstreamUnavailableError(UpstreamError):
 
     code = "upstream_unavailable"
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, fault: bool | None = None
+    ) -> None:
+        super().__init__(message, fault=fault)
         self.retry_after = retry_after
+
+
+class UpstreamCircuitOpenError(UpstreamUnavailableError):
+    """The upstream failed too many times in a row: calls fail fast, without reaching it.
+
+    ``retry_after`` is the number of seconds until a call may go through again.
+    """
+
+    code = "upstream_circuit_open"
 
 
 class StateStoreUnavailableError(UpstreamUnavailableError):

@@ -26,6 +26,8 @@ from assistant_service.adapters.llm.offline import offline_model
 from assistant_service.adapters.secrets.memory import InMemorySecretRepository
 from assistant_service.adapters.state.memory import InMemoryStateStore
 from assistant_service.adapters.tools import FunctionToolRegistry
+from assistant_service.application.breaker_model import CircuitBreakerModel
+from assistant_service.application.circuit_breaker import CircuitBreaker
 from assistant_service.domain.errors import ConfigurationError, NotFoundError
 from assistant_service.domain.models import AssistantProfile
 from assistant_service.domain.secrets import hold_secret
@@ -111,9 +113,10 @@ async def services_from_settings(
         observability.observer if limits is None else limits.observed_by(observability.observer)
     )
     needs_key = settings.backend is not LLMBackend.OFFLINE
+    breaker: CircuitBreaker | None = None
     if needs_key:
         try:
-            model, configs = await _model(
+            upstream_model, configs = await _model(
                 settings, secrets, state, closers, configs=configs, registry=registry
             )
         except BaseException:
@@ -121,6 +124,15 @@ async def services_from_settings(
             for close in reversed(closers):
                 await close()
             raise
+        breaker = CircuitBreaker(
+            name="llm",
+            failures=settings.breaker_failures,
+            cooldown=settings.breaker_cooldown,
+            on_change=observability.observer.breaker_changed,
+        )
+        model: LanguageModel = CircuitBreakerModel(
+            upstream_model, breaker, conversations_upstream=_conversations_upstream(settings)
+        )
     else:
         model = _offline(settings, state)
     log.info(
@@ -155,6 +167,17 @@ async def services_from_settings(
         api_keys=api_keys,
         limits=limits,
         tokens=state,
+        breaker=breaker,
+    )
+
+
+def _conversations_upstream(settings: Settings) -> bool:
+    """Whether the backend's conversations live on the model server (their calls reach it)."""
+    if settings.backend is LLMBackend.ASSISTANTS:
+        return True
+    return (
+        settings.backend is LLMBackend.RESPONSES
+        and settings.responses_state is ResponsesState.CONVERSATIONS
     )
 
 

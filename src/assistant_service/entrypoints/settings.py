@@ -98,6 +98,10 @@ class Settings:
     openai_base_url: str | None = None
     openai_timeout: float = 60.0
     openai_max_retries: int = 2
+    # The circuit breaker on the model server: this many faults in a row (5xx,
+    # timeouts, lost connections) open it, and calls fail fast this many seconds.
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
     llm_backend: LLMBackend | None = None
     # The model of the demo assistant on a real backend (the offline model otherwise).
     default_model: str = DEFAULT_MODEL
@@ -201,6 +205,8 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "run_events_ttl": (lambda v: v >= 1, "a number of seconds, 1 or more"),
     "approval_ttl": (lambda v: v >= 1, "a number of seconds, 1 or more"),
     "openai_max_retries": (lambda v: 0 <= v <= 10, "an integer from 0 to 10"),
+    "breaker_failures": (lambda v: v >= 1, "a positive integer"),
+    "breaker_cooldown": (lambda v: v > 0, "a positive number of seconds"),
     "config_cache_ttl": (lambda v: v >= 0, "a number of seconds, 0 or more"),
     "secret_cache_ttl": (lambda v: v >= 0, "a number of seconds, 0 or more"),
     "port": (lambda v: 0 <= v <= 65_535, "a port number from 0 to 65535"),

@@ -144,4 +144,7 @@ class Observer(Protocol):
     def refused(self, code: str) -> None:
         """The edge refused a request or a frame by policy: ``code`` is the error's
         (``unauthenticated``, ``rate_limited``, ``budget_exhausted``)."""
+
+    def breaker_changed(self, upstream: str, state: str) -> None:
+        """``upstream``'s circuit breaker is now in ``state`` (``closed``, ``open``, ``half_open``)."""
         ...

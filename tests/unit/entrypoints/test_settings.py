@@ -135,3 +135,26 @@ def test_a_shared_store_without_what_it_needs_names_the_variable():
 def test_lease_and_history_lifetimes_out_of_range_are_refused(name, value):
     with pytest.raises(SettingsError, match=name):
         load_settings({name: value})
+
+
+def test_the_circuit_breaker_settings_default_and_parse():
+    assert (Settings().breaker_failures, Settings().breaker_cooldown) == (5, 30.0)
+    settings = load_settings({"BREAKER_FAILURES": "3", "BREAKER_COOLDOWN": "2.5"})
+    assert (settings.breaker_failures, settings.breaker_cooldown) == (3, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "wanted"),
+    [
+        ("BREAKER_FAILURES", "0", "a positive integer"),
+        ("BREAKER_FAILURES", "-2", "a positive integer"),
+        ("BREAKER_FAILURES", "2.5", "an integer"),
+        ("BREAKER_COOLDOWN", "0", "a positive number of seconds"),
+        ("BREAKER_COOLDOWN", "-1", "a positive number of seconds"),
+        ("BREAKER_COOLDOWN", "inf", "a number"),
+        ("BREAKER_COOLDOWN", "soon", "a number"),
+    ],
+)
+def test_circuit_breaker_settings_that_cannot_work_are_refused(name, value, wanted):
+    with pytest.raises(SettingsError, match=re.escape(f"{name}: expected {wanted}")):
+        load_settings({name: value})

@@ -165,6 +165,9 @@ class OpenTelemetryObserver:
     def refused(self, code: str) -> None:
         pass  # the request's span has its status; the error code is in the log
 
+    def breaker_changed(self, upstream: str, state: str) -> None:
+        pass
+
 
 def _error(span: Span, error: AssistantServiceError) -> None:
     from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 _NULL: AbstractContextManager[object] = contextlib.nullcontext()
 NOT_ALLOWED_TOOL = "_not_allowed"
+# The circuit breaker's states (application.circuit_breaker.BreakerState's values).
+BREAKER_STATES = ("closed", "open", "half_open")
 
 # Runs wait on a model (seconds to minutes); tools and upstream calls are shorter.
 _RUN_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
@@ -61,6 +63,7 @@ class _Metrics:
     run_slots_in_use: Any
     run_slots_limit: Any
     refusals: Any
+    breaker_state: Any
 
 
 _by_registry: dict[int, _Metrics] = {}
@@ -172,6 +175,14 @@ def _metrics(registry: CollectorRegistry | None) -> _Metrics:
             ["code"],
             registry=target,
         ),
+        breaker_state=prom.Gauge(
+            "assistant_upstream_breaker_state",
+            "Circuit breakers per upstream and state: 1 for the state each is in "
+            "(processes added up).",
+            ["upstream", "state"],
+            registry=target,
+            multiprocess_mode="livesum",
+        ),
     )
     _by_registry[id(target)] = made
     return made
@@ -217,6 +228,10 @@ class PrometheusObserver:
 
     def refused(self, code: str) -> None:
         self._metrics.refusals.labels(code).inc()
+
+    def breaker_changed(self, upstream: str, state: str) -> None:
+        for each in BREAKER_STATES:
+            self._metrics.breaker_state.labels(upstream, each).set(1 if each == state else 0)
 
 
 @attrs.frozen

@@ -181,6 +181,9 @@ class BudgetObserver:
     def refused(self, code: str) -> None:
         pass
 
+    def breaker_changed(self, upstream: str, state: str) -> None:
+        pass
+
 
 @attrs.frozen
 class _PaidRun:

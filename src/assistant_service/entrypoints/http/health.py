@@ -1,4 +1,9 @@
-"""Readiness: can this process serve a chat right now?"""
+"""Readiness: can this process serve a chat right now? And how its circuit breakers stand.
+
+An open breaker is reported but leaves the process ready: every instance sees
+the same upstream, so taking them all out of rotation would serve nobody,
+and the breaker closes only when a call comes through to probe the upstream.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,12 @@ async def readiness(services: Services, state: EdgeState) -> tuple[bool, dict[st
     if services.state is not None:
         checks["state_store"] = await _check(_state_store, services)
     return all(value == "ok" for value in checks.values()), checks
+
+
+def breakers(services: Services) -> dict[str, dict[str, object]]:
+    """Each circuit breaker's state, faults in a row and seconds until it lets a probe through."""
+    breaker = services.breaker
+    return {} if breaker is None else {breaker.name: breaker.status().as_dict()}
 
 
 async def _configs(services: Services) -> None:

@@ -65,8 +65,10 @@ _ERRORS = {
     " token budget is used up (`budget_exhausted`); `Retry-After` and `retry_after` say when"
     " to come back.",
     "500": "Anything else (`internal_error`): no details in the body, the traceback in the log.",
-    "502": "The model's provider failed (`upstream_error`), or `run_limit_exceeded`.",
-    "503": "Upstream unavailable (`upstream_unavailable`), `overloaded` or `unavailable`"
+    "502": "The model's provider failed or sent a reply of the wrong shape (`upstream_error`),"
+    " or `run_limit_exceeded`.",
+    "503": "Upstream unavailable (`upstream_unavailable`), the circuit breaker open"
+    " (`upstream_circuit_open`: no upstream call was made), `overloaded` or `unavailable`"
     " (shutting down), with `Retry-After` when known.",
 }
 _RETRY_AFTER = {
@@ -285,8 +287,27 @@ def _schemas() -> dict[str, Any]:
             {
                 "status": {"type": "string", "enum": ["ready", "unavailable"]},
                 "checks": {"type": "object", "additionalProperties": STRING},
+                "breakers": {
+                    "type": "object",
+                    "description": "Each upstream's circuit breaker (`llm`), when there is one."
+                    " An open breaker leaves the service ready.",
+                    "additionalProperties": _ref("Breaker"),
+                },
             },
             ("status", "checks"),
+        ),
+        "Breaker": _object(
+            {
+                "state": {"type": "string", "enum": ["closed", "open", "half_open"]},
+                "consecutive_failures": {"type": "integer", "minimum": 0},
+                "retry_after": {
+                    "type": "number",
+                    "minimum": 0,
+                    "description": "Seconds until a probe may go through (0 unless open).",
+                },
+            },
+            ("state", "consecutive_failures", "retry_after"),
+            closed=True,
         ),
         "Event": _event_schema(),
         **_frame_schemas(),
@@ -436,7 +457,7 @@ def _paths(*, metrics: bool, playground: bool) -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _json("The new thread.", _ref("Thread")),
-                    **_errors("404", "422", "503"),
+                    **_errors("404", "422", "502", "503"),
                 },
             }
         },
@@ -594,7 +615,8 @@ def _paths(*, metrics: bool, playground: bool) -> dict[str, Any]:
         "/readyz": {
             "get": {
                 "operationId": "readyz",
-                "summary": "Ready: configs, required secrets and the state store are reachable",
+                "summary": "Ready: configs, required secrets and the state store are reachable;"
+                " the circuit breakers' states",
                 "responses": {
                     "200": _json("Ready.", _ref("Readiness")),
                     "503": _json("Not ready, or shutting down.", _ref("Readiness")),

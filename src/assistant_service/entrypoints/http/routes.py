@@ -14,7 +14,7 @@ from assistant_service.entrypoints.http.codec import (
     parse_history_query,
 )
 from assistant_service.entrypoints.http.errors import UnavailableError
-from assistant_service.entrypoints.http.health import readiness
+from assistant_service.entrypoints.http.health import breakers, readiness
 from assistant_service.entrypoints.http.runs import json_response, register_run_routes, start_chat
 from assistant_service.entrypoints.http.services import Services
 from assistant_service.entrypoints.http.state import EdgeState
@@ -97,5 +97,11 @@ def register_routes(app: Quart, services: Services, state: EdgeState) -> None:
     @app.get("/readyz")
     async def readyz() -> Response:
         ready, checks = await readiness(services, state)
-        body = {"status": "ready" if ready else "unavailable", "checks": checks}
+        body: dict[str, object] = {
+            "status": "ready" if ready else "unavailable",
+            "checks": checks,
+        }
+        states = breakers(services)
+        if states:
+            body["breakers"] = states
         return json_response(body, 200 if ready else 503)

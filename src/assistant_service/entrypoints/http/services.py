@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from assistant_service.application.circuit_breaker import CircuitBreaker
 from assistant_service.application.service import AssistantService
 from assistant_service.entrypoints.http.auth import ApiKeys
 from assistant_service.entrypoints.observability import Observability
@@ -50,3 +51,5 @@ class Services:
     # Where WebSocket tickets are kept: the shared state store, so that any
     # instance redeems them (None: this process's memory).
     tokens: OneTimeTokens | None = None
+    # The model server's circuit breaker (none offline): /readyz shows its state.
+    breaker: CircuitBreaker | None = None

@@ -53,7 +53,12 @@ def upstream_call(
 
 
 class MalformedEventError(UpstreamError):
-    """An upstream event, chunk or item this adapter cannot read: the step fails cleanly."""
+    """An upstream reply, event, chunk or item this adapter cannot read: the call fails cleanly.
+
+    A fault of the upstream's (a server that answers what it cannot mean is failing).
+    """
+
+    fault = True
 
 
 def malformed(backend: str, what: str, detail: str) -> MalformedEventError:
@@ -97,5 +102,5 @@ class StepGuard:
                 f"the model streamed more than {self.max_events} events in one step"
             )
         if time.monotonic() > self._deadline:
-            raise UpstreamError(f"the model step took longer than {self.timeout:g} s")
+            raise UpstreamError(f"the model step took longer than {self.timeout:g} s", fault=True)
         return event

@@ -9,7 +9,12 @@
     openai.APIConnectionError / APITimeoutError             -> UpstreamUnavailableError
     openai.APIResponseValidationError                       -> UpstreamError
     openai.APIError (an error event inside a stream)        -> UpstreamError
+    a body that is not JSON (json.JSONDecodeError)          -> UpstreamError
     httpx2 transport / stream errors that escape the SDK    -> UpstreamUnavailableError
+
+Each error says whether the upstream itself failed (``fault``: a 5xx, a timeout,
+a lost connection, a reply that cannot be read, an error event mid-stream) or
+refused the request (a 4xx, 429 included): the circuit breaker counts faults only.
 
 Messages never carry the API key: the upstream's own message is kept short, and
 held secret values (whole, encoded or partly echoed) and anything shaped like a
@@ -19,6 +24,7 @@ key are masked.
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -38,6 +44,7 @@ from assistant_service.domain.secrets import mask_secrets
 
 _UNAVAILABLE_STATUSES = frozenset({429, 503})
 _KEY_REFUSED_STATUSES = frozenset({401, 403})
+_FIRST_SERVER_ERROR = 500
 _MAX_MESSAGE = 300
 
 
@@ -63,24 +70,36 @@ def translate_openai_errors(
                 "check OPENAI_API_KEY"
             ) from error
         raise status_error(error, not_found) from error
-    except openai.APITimeoutError as error:
-        raise UpstreamUnavailableError("the language model did not answer in time") from error
+    except (openai.APITimeoutError, httpx2.TimeoutException) as error:
+        raise UpstreamUnavailableError(
+            "the language model did not answer in time", fault=True
+        ) from error
     except openai.APIConnectionError as error:
         raise UpstreamUnavailableError(
-            "could not reach the language model, or the connection was lost"
+            "could not reach the language model, or the connection was lost", fault=True
         ) from error
     except openai.APIResponseValidationError as error:
-        raise UpstreamError("the language model sent a response this client cannot read") from error
+        raise UpstreamError(
+            "the language model sent a response this client cannot read", fault=True
+        ) from error
     except openai.APIError as error:
-        raise UpstreamError(f"the language model failed: {redact(error.message)}") from error
-    except httpx2.TimeoutException as error:
-        raise UpstreamUnavailableError("the language model did not answer in time") from error
+        # An error event inside a stream the server had accepted: it failed midway.
+        raise UpstreamError(
+            f"the language model failed: {redact(error.message)}", fault=True
+        ) from error
     except (httpx2.HTTPError, httpx2.StreamError, anyio.EndOfStream) as error:
         # The SDK wraps transport errors it sees; these are the ones raised
         # while a stream is read or closed outside its wrapper.
-        raise UpstreamUnavailableError("the connection to the language model was lost") from error
+        raise UpstreamUnavailableError(
+            "the connection to the language model was lost", fault=True
+        ) from error
     except openai.OpenAIError as error:
         raise UpstreamError(f"the language model client failed: {type(error).__name__}") from error
+    except json.JSONDecodeError as error:
+        # The SDK parses a 200 body it was told is JSON and lets the decoder's error out.
+        raise UpstreamError(
+            "the language model sent a reply that is not JSON", fault=True
+        ) from error
 
 
 def status_error(
@@ -92,9 +111,12 @@ def status_error(
         return NotFoundError(*not_found)
     detail = upstream_message(error)
     message = f"the language model answered {status}" + (f": {detail}" if detail else "")
+    fault = status >= _FIRST_SERVER_ERROR
     if status in _UNAVAILABLE_STATUSES:
-        return UpstreamUnavailableError(message, retry_after=retry_after(error.response))
-    return UpstreamError(message)
+        return UpstreamUnavailableError(
+            message, retry_after=retry_after(error.response), fault=fault
+        )
+    return UpstreamError(message, fault=fault)
 
 
 def upstream_message(error: openai.APIError) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 
 from assistant_service.adapters.llm.openai._calls import MalformedEventError
+from assistant_service.adapters.llm.openai._replies import SHAPE_ERRORS, field
 from assistant_service.adapters.llm.openai._tools import tool_call
 from assistant_service.domain.errors import UpstreamError, UpstreamUnavailableError
 from assistant_service.domain.models import Usage
@@ -53,17 +54,18 @@ def read_event(event: Any) -> RunUpdate:
     A run that failed, expired, was cancelled or ended incomplete, and an error
     event, give an update with ``error`` (``UpstreamUnavailableError`` for a run
     that failed on a rate limit). Raises :class:`MalformedEventError` for an
-    event whose data does not fit its name.
+    event whose data does not fit its name: a run without a string id, a tool
+    call without a string id, name or arguments.
     """
     try:
         return _read(str(event.event), event.data)
-    except (AttributeError, TypeError, KeyError) as error:
+    except SHAPE_ERRORS as error:
         raise MalformedEventError(f"{type(error).__name__}: {error}") from None
 
 
 def _read(name: str, data: Any) -> RunUpdate:  # noqa: PLR0911 -- one return per event kind
     if name in _RUN_STARTED:
-        return RunUpdate(run_id=str(data.id))
+        return RunUpdate(run_id=_text(data, "id"))
     if name == "thread.message.delta":
         pieces = _texts(data.delta.content or (), "text")
         return RunUpdate(events=tuple(ModelTextDelta(piece) for piece in pieces if piece))
@@ -73,10 +75,16 @@ def _read(name: str, data: Any) -> RunUpdate:  # noqa: PLR0911 -- one return per
         calls = data.required_action.submit_tool_outputs.tool_calls
         return RunUpdate(
             events=tuple(
-                ModelToolCall(tool_call(str(c.id), str(c.function.name), str(c.function.arguments)))
+                ModelToolCall(
+                    tool_call(
+                        _text(c, "id"),
+                        _text(c.function, "name"),
+                        _text(c.function, "arguments", empty_ok=True) or "{}",
+                    )
+                )
                 for c in calls
             ),
-            run_id=str(data.id),
+            run_id=_text(data, "id"),
             awaiting_outputs=True,
             ended=True,
         )
@@ -87,13 +95,15 @@ def _read(name: str, data: Any) -> RunUpdate:  # noqa: PLR0911 -- one return per
             if usage is None
             else Usage(int(usage.prompt_tokens), int(usage.completion_tokens))
         )
-        return RunUpdate(events=(ModelUsage(counted),), run_id=str(data.id), ended=True)
+        return RunUpdate(events=(ModelUsage(counted),), run_id=_text(data, "id"), ended=True)
     if name in _RUN_FAILURES:
         return RunUpdate(
-            run_id=str(data.id), ended=True, error=run_error(data, _RUN_FAILURES[name])
+            run_id=_text(data, "id"), ended=True, error=run_error(data, _RUN_FAILURES[name])
         )
     if name == "error":
-        return RunUpdate(error=UpstreamError(f"the model server reported an error: {data.message}"))
+        return RunUpdate(
+            error=UpstreamError(f"the model server reported an error: {data.message}", fault=True)
+        )
     return RunUpdate()
 
 
@@ -105,10 +115,17 @@ def run_error(run: Any, what: str) -> UpstreamError:
         message = f"the assistant's run {what}: {last_error.code}: {last_error.message}"
         if last_error.code == "rate_limit_exceeded":
             return UpstreamUnavailableError(message)
-        return UpstreamError(message)
+        return UpstreamError(message, fault=last_error.code == "server_error")
     if details is not None and details.reason:
         return UpstreamError(f"the assistant's run {what}: {details.reason}")
     return UpstreamError(f"the assistant's run {what}")
+
+
+def _text(source: Any, name: str, *, empty_ok: bool = False) -> str:
+    value = field(source, name)
+    if isinstance(value, str) and (value or empty_ok):
+        return value
+    raise MalformedEventError(f"no string {name!r}: got {type(value).__name__}")
 
 
 def _message(blocks: Iterable[Any]) -> tuple[ModelEvent, ...]:

@@ -22,6 +22,7 @@ from assistant_service.adapters.llm.openai._calls import (
     upstream_call,
 )
 from assistant_service.adapters.llm.openai._client import upstream_headers
+from assistant_service.adapters.llm.openai._replies import reading, text_field, time_field
 from assistant_service.adapters.llm.openai._tools import function_tools
 from assistant_service.adapters.llm.openai.assistants._events import read_event
 from assistant_service.adapters.llm.openai.assistants._legacy_sdk import deprecated_api
@@ -36,7 +37,6 @@ from assistant_service.adapters.llm.openai.assistants._threads import (
     remote_id,
     thread_conversation,
     thread_metadata,
-    timestamp,
 )
 from assistant_service.domain.errors import (
     UpstreamError,
@@ -94,8 +94,9 @@ class OpenAIAssistantsModel:
             )
         with upstream_call(BACKEND, "threads.create", assistant_id=profile.id):
             thread = await pending
-        self._remember(thread.id, None, awaiting_outputs=False)  # a new thread has no run
-        return Conversation(thread.id, profile.id, timestamp(thread.created_at), given)
+        thread_id = text_field(thread, "id", backend=BACKEND, what="thread")
+        self._remember(thread_id, None, awaiting_outputs=False)  # a new thread has no run
+        return Conversation(thread_id, profile.id, time_field(thread, "created_at"), given)
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         with deprecated_api():
@@ -174,14 +175,10 @@ class OpenAIAssistantsModel:
                 extra_headers=upstream_headers(),
             )
         messages: list[Message] = []
-        with thread_call("threads.messages.list", conversation_id):
+        # The SDK's paging reads the body as it goes: a body that is no page fails in it too.
+        with thread_call("threads.messages.list", conversation_id), reading(BACKEND, "message"):
             async for item in pages:
-                try:
-                    message = listed_message(item)
-                except (AttributeError, TypeError, ValueError) as error:
-                    raise malformed(
-                        BACKEND, "message", f"{type(error).__name__}: {error}"
-                    ) from None
+                message = listed_message(item)
                 if message is not None:
                     messages.append(message)
                 if len(messages) >= limit:
@@ -235,7 +232,9 @@ class OpenAIAssistantsModel:
                         yield model_event
                     ended = update.ended
         if not ended:
-            raise UpstreamError("the model server ended the stream before the run finished")
+            raise UpstreamError(
+                "the model server ended the stream before the run finished", fault=True
+            )
 
     def _remember(self, thread_id: str, run_id: str | None, awaiting_outputs: bool) -> None:
         self._runs[thread_id] = (run_id, awaiting_outputs)

@@ -13,9 +13,10 @@ import attrs
 import openai
 
 from assistant_service.adapters._logs import get_logger
-from assistant_service.adapters.llm.openai._calls import upstream_call
+from assistant_service.adapters.llm.openai._calls import malformed, upstream_call
 from assistant_service.adapters.llm.openai._client import upstream_headers
 from assistant_service.adapters.llm.openai._errors import upstream_message
+from assistant_service.adapters.llm.openai._replies import field, reading, text_field
 from assistant_service.adapters.llm.openai.assistants._events import ACTIVE_STATUSES
 from assistant_service.adapters.llm.openai.assistants._legacy_sdk import deprecated_api
 from assistant_service.domain.errors import (
@@ -56,6 +57,26 @@ def run_call(assistant_id: str, *, created: bool) -> Iterator[None]:
             f"{upstream_message(error) or 'not found'}); push it again "
             "(assistant-service assistants push, or ASSISTANTS_AUTO_PUSH) or fix its remote_id"
         ) from error
+
+
+@attrs.frozen
+class RunView:
+    """What recovery reads of a run: its id, status and creation time (Unix seconds)."""
+
+    id: str
+    status: str
+    created_at: float
+
+    @classmethod
+    def of(cls, run: Any) -> RunView:
+        """Raises ``MalformedEventError`` for a run without a string id or status."""
+        created = field(run, "created_at")
+        return cls(
+            text_field(run, "id", backend=BACKEND, what="run"),
+            text_field(run, "status", backend=BACKEND, what="run"),
+            # A run of unknown age counts as new: a foreign one is then left alone a while.
+            float(created) if isinstance(created, int | float) else time.time(),
+        )
 
 
 @attrs.define
@@ -102,7 +123,7 @@ class RunRecovery:
         run = await self._retrieve(known_run_id) if known_run_id else await self._latest()
         if run is None or run.status not in ACTIVE_STATUSES:
             return
-        if known_run_id is None and time.time() - float(run.created_at) < foreign_grace:
+        if known_run_id is None and time.time() - run.created_at < foreign_grace:
             raise ConflictError(f"a run is already active on conversation {self.thread_id!r}")
         log.warning(
             "llm.run_recovered",
@@ -122,24 +143,27 @@ class RunRecovery:
             raise UpstreamError(
                 f"no run on conversation {self.thread_id!r} is waiting for tool outputs"
             )
-        return str(run.id)
+        return run.id
 
-    async def _latest(self) -> Any:
+    async def _latest(self) -> RunView | None:
         with deprecated_api():
             pending = self._threads.runs.list(
                 self.thread_id, limit=1, order="desc", extra_headers=upstream_headers()
             )
-        with thread_call("threads.runs.list", self.thread_id):
+        with thread_call("threads.runs.list", self.thread_id), reading(BACKEND, "runs page"):
             page = await pending
-        return page.data[0] if page.data else None
+            runs = field(page, "data")
+            if not isinstance(runs, list):
+                raise malformed(BACKEND, "runs page", "no list of runs")
+        return RunView.of(runs[0]) if runs else None
 
-    async def _retrieve(self, run_id: str) -> Any:
+    async def _retrieve(self, run_id: str) -> RunView:
         with deprecated_api():
             pending = self._threads.runs.retrieve(
                 run_id, thread_id=self.thread_id, extra_headers=upstream_headers()
             )
         with thread_call("threads.runs.retrieve", self.thread_id):
-            return await pending
+            return RunView.of(await pending)
 
     async def _cancel(self, run_id: str) -> None:
         with deprecated_api():

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import Any
 
-from assistant_service.adapters.llm.openai._metadata import ASSISTANT_KEY, tagged_metadata
+from assistant_service.adapters.llm.openai._metadata import (
+    ASSISTANT_KEY,
+    metadata_strings,
+    tagged_metadata,
+)
+from assistant_service.adapters.llm.openai._replies import field, text_field, time_field
+from assistant_service.adapters.llm.openai.assistants._runs import BACKEND
 from assistant_service.domain.errors import UpstreamError
 from assistant_service.domain.models import AssistantProfile, Conversation, Message, Role
 
@@ -37,17 +42,17 @@ def thread_metadata(profile: AssistantProfile, metadata: Mapping[str, str]) -> d
 
 
 def thread_conversation(thread: Any, default_assistant_id: str | None) -> Conversation:
-    """A retrieved thread as a conversation; without our metadata it is the default's."""
-    metadata = {str(k): str(v) for k, v in (thread.metadata or {}).items()}
+    """A created or retrieved thread as a conversation; without our metadata it is the default's.
+
+    Raises ``MalformedEventError`` for a thread without a string id.
+    """
+    thread_id = text_field(thread, "id", backend=BACKEND, what="thread")
+    metadata = metadata_strings(field(thread, "metadata"))
     assistant_id = metadata.pop(ASSISTANT_KEY, None) or default_assistant_id or ""
-    return Conversation(thread.id, assistant_id, timestamp(thread.created_at), metadata)
+    return Conversation(thread_id, assistant_id, time_field(thread, "created_at"), metadata)
 
 
-def listed_message(item: Any) -> Message | None:
+def listed_message(item: Any) -> Message | None:  # its caller catches the wrong shapes
     """A listed thread message as ours; ``None`` for one without text (an image, a file)."""
     text = "".join(block.text.value for block in item.content if block.type == "text")
     return Message(Role(item.role), text) if text else None
-
-
-def timestamp(seconds: float | None) -> datetime:
-    return datetime.fromtimestamp(seconds or 0, timezone.utc)

@@ -145,12 +145,16 @@ def _step_items(step: StepInput, pending: list[str]) -> list[dict[str, Any]]:
 def _check_finished(answer: ChatStepAssembler) -> None:
     if answer.finish_reason is None:
         # A proxy that drops the connection between chunks can end the body cleanly.
-        raise UpstreamError("the model server ended the stream before the answer was finished")
+        raise UpstreamError(
+            "the model server ended the stream before the answer was finished", fault=True
+        )
     if answer.finish_reason == "content_filter":
         raise UpstreamError("the model server's content filter stopped the answer")
     if answer.finish_reason not in USABLE_FINISH:
         # e.g. "abort" or "error" from local servers whose generation failed.
-        raise UpstreamError(f"the model stopped without an answer: {answer.finish_reason[:40]}")
+        raise UpstreamError(
+            f"the model stopped without an answer: {answer.finish_reason[:40]}", fault=True
+        )
     try:
         answer.finish()
     except MalformedEventError as error:

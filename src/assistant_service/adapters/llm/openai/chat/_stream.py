@@ -99,17 +99,17 @@ class ChatStepAssembler:
             delta = choice["delta"]
             content = delta.get("content")
             if content:
-                piece = self._counted(str(content))
+                piece = self._counted(_string(content, "content"))
                 self._text.append(piece)
                 added += piece
             refusal = delta.get("refusal")
             if refusal:
-                self._refusal.append(self._counted(str(refusal)))
+                self._refusal.append(self._counted(_string(refusal, "refusal")))
             for piece in delta.get("tool_calls") or ():
                 self._add_call_piece(piece)
             finish_reason = choice.get("finish_reason")
             if finish_reason:
-                self.finish_reason = str(finish_reason)
+                self.finish_reason = _string(finish_reason, "finish_reason")
         return added
 
     def _add_call_piece(self, piece: Any) -> None:
@@ -121,18 +121,25 @@ class ChatStepAssembler:
             call = self._calls[index] = PartialCall()
         call_id = piece.get("id")
         if call_id and not call.call_id:
-            call.call_id = str(call_id)
+            call.call_id = _string(call_id, "tool call id")
         function = piece.get("function")
         if function is not None:
             name = function.get("name")
             if name and not call.name:
-                call.name = str(name)
+                call.name = _string(name, "function name")
             arguments = function.get("arguments")
             if arguments:
-                call.add(self._counted(str(arguments)))
+                call.add(self._counted(_string(arguments, "function arguments")))
 
     def _counted(self, piece: str) -> str:
         self._chars += len(piece)
         if self._chars > self.max_chars:
             raise ValueError(f"the answer is longer than {self.max_chars} characters")
         return piece
+
+
+def _string(value: Any, what: str) -> str:
+    # A number or an object where the API sends text: the chunk is malformed (add() says so).
+    if not isinstance(value, str):
+        raise TypeError(f"{what} is a {type(value).__name__}, not a string")
+    return value

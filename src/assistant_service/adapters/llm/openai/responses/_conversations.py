@@ -17,7 +17,7 @@ interrupted and retries once. So the common path costs no extra request.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Literal
 
 import attrs
@@ -32,6 +32,13 @@ from assistant_service.adapters.llm.openai._metadata import (
     ASSISTANT_KEY,
     metadata_strings,
     tagged_metadata,
+)
+from assistant_service.adapters.llm.openai._replies import (
+    field,
+    plain,
+    reading,
+    text_field,
+    time_field,
 )
 from assistant_service.adapters.llm.openai.responses._state import (
     BoundedMap,
@@ -72,7 +79,7 @@ class ServerConversations:
             created = await self._client.conversations.create(
                 metadata=tags, extra_headers=upstream_headers()
             )
-        conversation = _conversation(created.id, created.created_at, tags)
+        conversation = _conversation(_id(created), time_field(created, "created_at"), tags)
         self._known.set(conversation.id, conversation)
         return conversation
 
@@ -88,11 +95,12 @@ class ServerConversations:
             found = await self._client.conversations.retrieve(
                 conversation_id, extra_headers=upstream_headers()
             )
-        tags = metadata_strings(found.metadata)
+        _id(found)  # a reply without one is no conversation: not "unknown" either
+        tags = metadata_strings(field(found, "metadata"))
         if ASSISTANT_KEY not in tags:
             # Not opened by this service: no assistant to run it with.
             raise NotFoundError("conversation", conversation_id)
-        conversation = _conversation(found.id, found.created_at, tags)
+        conversation = _conversation(conversation_id, time_field(found, "created_at"), tags)
         self._known.set(conversation.id, conversation)
         return conversation
 
@@ -149,12 +157,14 @@ class ServerConversations:
         with (
             upstream.reported(BACKEND, "conversations.items.list"),
             translate_openai_errors(not_found=("conversation", conversation_id)),
+            # The SDK's paging reads the body's fields: a body that is no page fails in it.
+            reading(BACKEND, "conversation items page"),
         ):
             pages = self._client.conversations.items.list(
                 conversation_id, order=order, limit=100, extra_headers=upstream_headers()
             )
             async for item in pages:
-                items.append(item.to_dict())
+                items.append(plain(item, backend=BACKEND, what="conversation item"))
                 if len(items) >= limit or (until_user_message and _is_user_message(items[-1])):
                     break
         return items
@@ -164,10 +174,16 @@ def _is_user_message(item: Mapping[str, Any]) -> bool:
     return item.get("type") == "message" and item.get("role") == "user"
 
 
-def _conversation(conversation_id: str, created_at: int, tags: Mapping[str, str]) -> Conversation:
+def _id(reply: Any) -> str:
+    return text_field(reply, "id", backend=BACKEND, what="conversation")
+
+
+def _conversation(
+    conversation_id: str, created_at: datetime, tags: Mapping[str, str]
+) -> Conversation:
     return Conversation(
         id=conversation_id,
         assistant_id=tags[ASSISTANT_KEY],
-        created_at=datetime.fromtimestamp(created_at, timezone.utc),
+        created_at=created_at,
         metadata={k: v for k, v in tags.items() if k != ASSISTANT_KEY},
     )

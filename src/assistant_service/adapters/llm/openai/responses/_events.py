@@ -10,7 +10,10 @@ Text and refusal deltas stream as ``ModelTextDelta``; a message is complete at
 done (its arguments may have come in many ``function_call_arguments.delta``
 pieces). Servers that skip per-item events are covered at
 ``response.completed``, from the response's ``output``.
-``response.failed`` and ``error`` events raise; so does a malformed event.
+``response.failed`` and ``error`` events raise; so does a malformed event
+(:class:`MalformedEventError`): one without a type, a ``response.completed``
+without its response, an item or part of the wrong shape, a function call
+without a string ``call_id``, ``name`` or ``arguments``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import attrs
 
 from assistant_service.adapters.llm.openai._calls import MalformedEventError
 from assistant_service.adapters.llm.openai._errors import redact
+from assistant_service.adapters.llm.openai._replies import SHAPE_ERRORS
 from assistant_service.adapters.llm.openai._tools import PartialCall
 from assistant_service.adapters.tools.naming import from_wire_name
 from assistant_service.domain.errors import UpstreamError, UpstreamUnavailableError
@@ -37,6 +41,8 @@ from assistant_service.domain.tools import ToolCall
 
 # Error codes of failed responses that a later retry may get past.
 _RETRYABLE_CODES = frozenset({"rate_limit_exceeded", "server_is_overloaded", "slow_down"})
+# Those that say the server failed (a failure without a code too), not the request.
+_SERVER_CODES = frozenset({"server_error", "server_is_overloaded"})
 MAX_ARGUMENTS_LENGTH = 1_000_000
 MAX_EVENTS = 200_000
 
@@ -65,7 +71,12 @@ class ResponseStepTranslator:
         if not isinstance(kind, str):
             raise MalformedEventError("an event without a type")
         handler = self._HANDLERS.get(kind)
-        return handler(self, event) if handler is not None else []
+        if handler is None:
+            return []
+        try:
+            return handler(self, event)
+        except SHAPE_ERRORS as error:  # a field of a type no handler expects
+            raise MalformedEventError(f"a {kind} event of the wrong shape ({error})") from None
 
     def _delta(self, event: Any) -> list[ModelEvent]:
         delta = _text(event, "delta")
@@ -78,8 +89,8 @@ class ResponseStepTranslator:
         item = _get(event, "item")
         if _get(item, "type") == "function_call":
             partial = self._partial(_text(item, "id", "fc_unknown"))
-            partial.call_id = _get(item, "call_id") or partial.call_id
-            partial.name = _get(item, "name") or partial.name
+            partial.call_id = _text(item, "call_id", "") or partial.call_id
+            partial.name = _text(item, "name", "") or partial.name
         return []
 
     def _arguments_delta(self, event: Any) -> list[ModelEvent]:
@@ -93,7 +104,7 @@ class ResponseStepTranslator:
     def _arguments_done(self, event: Any) -> list[ModelEvent]:
         partial = self._partial(_text(event, "item_id"))
         partial.whole = _text(event, "arguments")
-        partial.name = _get(event, "name") or partial.name
+        partial.name = _text(event, "name", "") or partial.name
         return []
 
     def _item_done(self, event: Any) -> list[ModelEvent]:
@@ -101,8 +112,10 @@ class ResponseStepTranslator:
 
     def _completed(self, event: Any) -> list[ModelEvent]:
         response = _get(event, "response")
+        if not isinstance(response, Mapping):
+            raise MalformedEventError(f"a {_get(event, 'type')} event without its response")
         events: list[ModelEvent] = []
-        for item in _get(response, "output") or ():
+        for item in _items(response, "output"):
             events.extend(self._item(item))
         events.extend(self._leftovers())
         self.completed = True
@@ -133,7 +146,7 @@ class ResponseStepTranslator:
             return []
         self._messages_done.add(item_id)
         texts, refusals = [], []
-        for part in _get(item, "content") or ():
+        for part in _items(item, "content"):
             part_kind = _get(part, "type")
             if part_kind == "output_text":
                 texts.append(_text(part, "text"))
@@ -158,8 +171,10 @@ class ResponseStepTranslator:
         if call_id in self.call_ids:
             return []
         partial = self._calls.get(_text(item, "id", ""), PartialCall())
-        arguments = _get(item, "arguments") or partial.arguments()
-        return [self._emit_call(call_id, _text(item, "name"), arguments)]
+        arguments = _get(item, "arguments")
+        if arguments is not None and not isinstance(arguments, str):
+            raise MalformedEventError("a function call whose arguments are no string")
+        return [self._emit_call(call_id, _text(item, "name"), arguments or partial.arguments())]
 
     def _emit_call(self, call_id: str, wire_name: str, arguments: str) -> ModelEvent:
         self.call_ids.append(call_id)
@@ -228,14 +243,26 @@ def _text(source: Any, name: str, default: str | None = None) -> str:
     raise MalformedEventError(f"an event or item without a string {name!r}")
 
 
+def _items(source: Any, name: str) -> list[Any] | tuple[Any, ...]:
+    """``source``'s list ``name`` (empty when absent); raises for anything but a list."""
+    value = _get(source, name)
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise MalformedEventError(f"an event or item whose {name!r} is no list")
+    return value
+
+
 def _int(source: Any, name: str) -> int:
     value = _get(source, name)
     return value if isinstance(value, int) else 0
 
 
 def _failure(code: object, message: object) -> UpstreamError:
+    code = code if isinstance(code, str) else None  # a code of another type says nothing
     detail = message if isinstance(message, str) and message else "no reason given"
     text = f"the language model failed ({code or 'error'}): {redact(detail)}"
+    fault = not code or code in _SERVER_CODES
     if code in _RETRYABLE_CODES:
-        return UpstreamUnavailableError(text)
-    return UpstreamError(text)
+        return UpstreamUnavailableError(text, fault=fault)
+    return UpstreamError(text, fault=fault)

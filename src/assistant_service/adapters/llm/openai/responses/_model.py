@@ -142,7 +142,9 @@ class OpenAIResponsesModel:
         finally:
             await stream.close()
         if not translator.completed:
-            raise UpstreamUnavailableError("the response stream ended before the response did")
+            raise UpstreamUnavailableError(
+                "the response stream ended before the response did", fault=True
+            )
 
     async def _start(
         self,

@@ -14,6 +14,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
+from assistant_service.adapters.llm.openai._calls import malformed
 from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import AssistantProfile, Conversation, Message, Role
 from assistant_service.domain.steps import StepInput, ToolResults, UserInput
@@ -113,19 +114,31 @@ def unanswered_calls(items: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def message_from_item(item: Mapping[str, Any]) -> Message | None:
-    """The user or assistant message an item holds, if it holds one."""
+    """The user or assistant message an item holds, if it holds one.
+
+    Raises ``MalformedEventError`` for a message whose content is not text.
+    """
     role = item.get("role")
-    if item.get("type", "message") != "message" or role not in {"user", "assistant"}:
+    if item.get("type", "message") != "message" or role not in _ROLES:
         return None
     content = item.get("content")
     if isinstance(content, str):
         return Message(Role(role), content)
-    texts = [
-        part.get("text") or part.get("refusal") or ""
-        for part in content or ()
-        if isinstance(part, Mapping)
-    ]
+    if not isinstance(content, list | tuple | None):
+        raise malformed(_BACKEND, "conversation item", "a message whose content is no list")
+    texts = []
+    for part in content or ():
+        if not isinstance(part, Mapping):
+            continue  # not text: an image, a file
+        text = part.get("text") or part.get("refusal") or ""
+        if not isinstance(text, str):
+            raise malformed(_BACKEND, "conversation item", "a message part whose text is no string")
+        texts.append(text)
     return Message(Role(role), "".join(texts))
+
+
+_BACKEND = "responses"
+_ROLES = ("user", "assistant")
 
 
 @attrs.define
