@@ -386,3 +386,37 @@ async def test_assistants_a_page_of_the_wrong_shape_is_an_upstream_error(
     assert_fault(raised)
     assistants.play(assistants_reply("Recovered."))
     assert texts(await step(stranger, conversation)) == ["Recovered."]
+
+
+# --- A whole JSON body where a stream was asked for -----------------------------------------
+
+# Some proxies and servers ignore "stream": true and answer one JSON body (or an HTML page).
+NOT_A_STREAM: dict[str, Any] = {
+    "a JSON completion": JSONReply({"id": "x", "object": "response", "output": []}),
+    "a JSON error with 200": JSONReply({"error": {"message": "no", "type": "server_error"}}),
+    "an HTML page": RawReply(b"<html>proxy</html>", content_type="text/html"),
+}
+
+
+@pytest.mark.parametrize("body", NOT_A_STREAM.values(), ids=NOT_A_STREAM)
+@pytest.mark.parametrize("backend", ["responses", "chat"])
+async def test_a_body_that_is_not_an_event_stream_is_an_upstream_error(
+    fake_openai, openai_client, backend, body
+):
+    if backend == "responses":
+        model: Any = OpenAIResponsesModel(openai_client, state="local")
+        operation = "responses.create"
+    else:
+        model = OpenAIChatModel(client=openai_client)
+        operation = "chat.completions.create"
+    conversation = await model.open_conversation(PROFILE)
+    fake_openai.script(operation, body)
+    with pytest.raises(UpstreamError) as raised:
+        await step(model, conversation)
+    assert_fault(raised)
+    assert "not an event stream" in str(raised.value)
+    if backend == "responses":
+        fake_openai.responses.turn(t.text("Recovered."))
+    else:
+        fake_openai.extensions["chat"].play(chat_reply("Recovered."))
+    assert texts(await step(model, conversation)) == ["Recovered."]

@@ -26,6 +26,7 @@ from assistant_service.adapters.llm.openai._errors import (
     translate_openai_errors,
 )
 from assistant_service.adapters.observability.propagation import trace_headers
+from assistant_service.domain.errors import UpstreamError
 from assistant_service.domain.secrets import Secret
 
 __all__ = [
@@ -92,7 +93,8 @@ async def post_stream(
     key provider before each request), retries, timeouts, error classes and SSE
     parsing all apply, but not the typed ``create(...)``'s transform of every
     parameter, which walks the whole history on each request. The events come as
-    plain JSON (dicts), not as SDK models.
+    plain JSON (dicts), not as SDK models. A 200 that is not an event stream
+    raises ``UpstreamError`` (an upstream fault).
     """
     stream: openai.AsyncStream[Any] = await client.post(
         path,
@@ -104,6 +106,14 @@ async def post_stream(
         # Events read as the plain JSON they arrive in: the SDK builds no model for them.
         stream_cls=openai.AsyncStream[object],
     )
+    media_type = stream.response.headers.get("content-type", "").partition(";")[0].strip()
+    if media_type and media_type.lower() != "text/event-stream":
+        # A proxy or server that ignored "stream": true (a JSON body, an HTML page):
+        # say so, rather than report a stream that ended before its answer.
+        await stream.close()
+        raise UpstreamError(
+            f"the model server answered {media_type[:60]!r}, not an event stream", fault=True
+        )
     return stream
 
 
