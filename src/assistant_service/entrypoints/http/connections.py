@@ -1,0 +1,178 @@
+"""Connections as a whole: clients that stop reading are dropped; a socket's end is known at once.
+
+:class:`ConnectionGuard` wraps the app (outermost, so it sees the server's own
+``send``). Every message the app sends must be taken by the server within
+``send_timeout`` seconds. The server takes a message when the client's TCP
+window has room for it (Hypercorn awaits the transport's drain), so a client
+that does not read its event stream or socket holds the handler, its run and
+its run slot for as long as it likes. Past the timeout the guard drops the
+connection (an HTTP/1 connection is aborted: nothing more is flushed to a
+client that is not reading) and raises :class:`ClientNotReadingError` into the
+handler, which ends as it does when a client leaves.
+
+The guard also marks, for the server's WebSocket pings, when a socket's app has
+ended: Hypercorn's ping loop sleeps a whole interval between pings and holds
+its connection (the socket, buffers, the app's scope) until it wakes. The
+server's worker sleeps through :func:`ping_sleep`, which ends with the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import attrs
+import structlog
+
+from assistant_service.entrypoints.http.correlation import ASGIApp, Message, Receive, Scope, Send
+
+log = structlog.get_logger(__name__)
+
+# One TCP connection, as Hypercorn writes it in the scope: (client, server) addresses.
+Address = tuple[str, int]
+ConnectionKey = tuple[Address, Address]
+
+# Set while a WebSocket's app runs (in the tasks Hypercorn starts from it, such
+# as the ping loop); set() when the app has ended.
+_socket_ended: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar(
+    "assistant_service_socket_ended", default=None
+)
+
+
+class ClientNotReadingError(Exception):
+    """The client took nothing of what was sent for ``send_timeout`` seconds; it was dropped."""
+
+
+@attrs.define
+class Connections:
+    """The open HTTP/1 connections of one server, to abort one by its scope, or all.
+
+    Filled by the server (see ``entrypoints.worker``); empty under another
+    server, where :meth:`abort` does nothing and the server ends the connection
+    in its own time.
+    """
+
+    _open: dict[ConnectionKey, asyncio.BaseTransport] = attrs.field(factory=dict, init=False)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def add(self, key: ConnectionKey, transport: asyncio.BaseTransport) -> None:
+        self._open[key] = transport
+
+    def discard(self, key: ConnectionKey) -> None:
+        self._open.pop(key, None)
+
+    def abort(self, scope: Scope) -> bool:
+        """Drop the connection of ``scope`` without flushing what is buffered; False if unknown.
+
+        HTTP/2 connections carry other clients' streams: they are never aborted
+        for one stream (Hypercorn resets the stream when its handler ends).
+        """
+        if str(scope.get("http_version", "1.1")) not in {"1.0", "1.1"}:
+            return False
+        key = key_of(scope)
+        transport = None if key is None else self._open.pop(key, None)
+        if transport is None:
+            return False
+        _abort(transport)
+        return True
+
+    def abort_all(self) -> int:
+        """Drop every connection still open (shutdown, past its grace); how many there were."""
+        transports = list(self._open.values())
+        self._open.clear()
+        for transport in transports:
+            _abort(transport)
+        return len(transports)
+
+
+def _abort(transport: asyncio.BaseTransport) -> None:
+    abort: Callable[[], None] | None = getattr(transport, "abort", None)
+    if abort is not None:
+        abort()  # the server sees a lost connection: handlers get their disconnect
+    else:
+        transport.close()
+
+
+def key_of(scope: Scope) -> ConnectionKey | None:
+    client, server = scope.get("client"), scope.get("server")
+    if not client or not server:
+        return None
+    return (str(client[0]), int(client[1])), (str(server[0]), int(server[1]))
+
+
+def connection_key(peer: Any, local: Any) -> ConnectionKey | None:
+    """The key of a TCP connection from its socket's addresses (IPv4 or IPv6), as in the scope."""
+    if not isinstance(peer, tuple) or not isinstance(local, tuple):
+        return None  # a Unix socket: no addresses in the scope either
+    return (str(peer[0]), int(peer[1])), (str(local[0]), int(local[1]))
+
+
+@attrs.define
+class ConnectionGuard:
+    """Outermost ASGI middleware: bounds each send by ``send_timeout``; marks a socket's end."""
+
+    app: ASGIApp
+    connections: Connections
+    send_timeout: float
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in {"http", "websocket"}:
+            await self.app(scope, receive, send)
+            return
+        timeout = self.send_timeout
+        dropped = False
+
+        async def bounded_send(message: Message) -> None:
+            nonlocal dropped
+            if dropped:
+                raise ClientNotReadingError("the client was dropped: it did not read")
+            with anyio.move_on_after(timeout) as waited:
+                await send(message)
+            if waited.cancelled_caught:
+                dropped = True
+                aborted = self.connections.abort(scope)
+                log.warning(
+                    "client.not_reading",
+                    protocol=kind,
+                    path=scope.get("path", ""),
+                    send_timeout=timeout,
+                    aborted=aborted,
+                )
+                raise ClientNotReadingError(f"the client read nothing for {timeout} s")
+
+        ended = asyncio.Event() if kind == "websocket" else None
+        token = _socket_ended.set(ended)
+        try:
+            await self.app(scope, receive, bounded_send)
+        except ClientNotReadingError:
+            # Raised by bounded_send where the app did not handle it (Quart's own
+            # sends): the client is gone, which is no error of the server's.
+            if not dropped:
+                raise
+        finally:
+            _socket_ended.reset(token)
+            if ended is not None:
+                ended.set()
+
+
+async def ping_sleep(seconds: float) -> None:
+    """Sleep between a WebSocket's pings; ends the ping loop once the socket's app has ended.
+
+    Hypercorn's loop checks whether its socket is closed only after each sleep;
+    raising ``CancelledError`` ends the ping task as if it had been cancelled,
+    which the connection's task group takes quietly.
+    """
+    ended = _socket_ended.get()
+    if ended is None:
+        await asyncio.sleep(seconds)
+        return
+    with anyio.move_on_after(seconds):
+        await ended.wait()
+    if ended.is_set():
+        raise asyncio.CancelledError

@@ -1,0 +1,133 @@
+"""Hypercorn's asyncio worker loop, owned here for three things Hypercorn's own lacks.
+
+``hypercorn.asyncio.run.worker_serve`` accepts connections and runs each with
+Hypercorn's ``TCPServer``; so does :func:`serve_connections`, which also:
+
+- registers each connection in :class:`Connections`, so the app can abort one
+  (a client that does not read its stream) and shutdown can abort the rest;
+- sleeps WebSocket pings through :func:`ping_sleep`: Hypercorn's ping loop
+  would hold a closed socket (and its memory) until its next ping, up to
+  ``WS_PING_INTERVAL`` later, and make shutdown wait for it;
+- bounds shutdown: past the grace, what is still open is aborted, then
+  cancelled, quietly (Hypercorn leaves it to ``asyncio.run``, which logs a
+  traceback per connection on Python 3.11).
+
+Plain HTTP over TCP only: the service binds no TLS or QUIC sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import structlog
+from hypercorn.asyncio.lifespan import Lifespan
+from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.asyncio.worker_context import WorkerContext
+from hypercorn.config import Config, Sockets
+from hypercorn.typing import AppWrapper, LifespanState
+
+from assistant_service.entrypoints.http.connections import Connections, connection_key, ping_sleep
+from assistant_service.entrypoints.http.state import EdgeState
+
+log = structlog.get_logger(__name__)
+
+# After the grace, how long aborted connections get to end by themselves
+# (their handlers see a disconnect) before their tasks are cancelled.
+ABORTED_SECONDS = 2.0
+
+
+class _WorkerContext(WorkerContext):
+    """Hypercorn's worker context, with pings that stop when their socket's app ends."""
+
+    @staticmethod
+    async def sleep(wait: float) -> None:
+        await ping_sleep(wait)
+
+
+async def serve_connections(
+    app: AppWrapper,
+    config: Config,
+    *,
+    sockets: Sockets,
+    shutdown_trigger: Callable[[], Awaitable[object]],
+    state: EdgeState,
+) -> None:
+    """Serve ``app`` on ``sockets`` until ``shutdown_trigger`` returns, then shut down.
+
+    Connections are registered in ``state.connections``. Shutdown: stop
+    accepting; wait up to ``config.graceful_timeout`` for the connections to
+    end; then ``state.stop_now()``, abort every connection still open, give
+    them ``ABORTED_SECONDS`` and cancel what remains; then run the app's
+    lifespan shutdown.
+    """
+    connections = state.connections
+    loop = asyncio.get_running_loop()
+    lifespan_state: LifespanState = {}
+    lifespan = Lifespan(app, config, loop, lifespan_state)
+    lifespan_task = loop.create_task(lifespan.handle_lifespan())
+    await lifespan.wait_for_startup()
+    if lifespan_task.done() and (error := lifespan_task.exception()) is not None:
+        raise error
+
+    context = _WorkerContext(None)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        sock = writer.get_extra_info("socket")
+        key = None if sock is None else connection_key(sock.getpeername(), sock.getsockname())
+        if key is not None:
+            connections.add(key, writer.transport)
+        try:
+            await TCPServer(app, loop, config, context, lifespan_state, reader, writer)
+        except asyncio.CancelledError:
+            # Only shutdown cancels a connection, after aborting it: it is over.
+            # Ending quietly keeps asyncio's stream callback from logging a traceback.
+            pass
+        finally:
+            if key is not None:
+                connections.discard(key)
+
+    servers = [
+        await asyncio.start_server(connected, backlog=config.backlog, sock=sock)
+        for sock in sockets.insecure_sockets
+    ]
+    try:
+        await shutdown_trigger()
+    finally:
+        await context.terminated.set()  # keep-alive connections close after their response
+        for server in servers:
+            server.close()
+        await _end_connections(tasks, config.graceful_timeout, connections, state.stop_now)
+        for server in servers:
+            await server.wait_closed()
+        await lifespan.wait_for_shutdown()
+        lifespan_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lifespan_task
+
+
+async def _end_connections(
+    tasks: set[asyncio.Task[None]],
+    grace: float,
+    connections: Connections,
+    on_grace_over: Callable[[], None],
+) -> None:
+    if tasks:
+        await asyncio.wait(set(tasks), timeout=grace)
+    if not tasks:
+        return
+    on_grace_over()
+    aborted = connections.abort_all()
+    log.warning("server.connections_aborted", connections=aborted, tasks=len(tasks))
+    await asyncio.wait(set(tasks), timeout=ABORTED_SECONDS)
+    remaining = set(tasks)
+    for task in remaining:
+        task.cancel()
+    if remaining:
+        await asyncio.wait(remaining, timeout=ABORTED_SECONDS)
