@@ -4,7 +4,8 @@
 Hypercorn's ``TCPServer``; so does :func:`serve_connections`, which also:
 
 - registers each connection in :class:`Connections`, so the app can abort one
-  (a client that does not read its stream) and shutdown can abort the rest;
+  (a client that does not read its stream) and shutdown can abort the rest,
+  and fixes its kernel send buffer, so what a client leaves unread is bounded;
 - sleeps WebSocket pings through :func:`ping_sleep`: Hypercorn's ping loop
   would hold a closed socket (and its memory) until its next ping, up to
   ``WS_PING_INTERVAL`` later, and make shutdown wait for it;
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -33,6 +35,10 @@ from assistant_service.entrypoints.http.state import EdgeState
 
 log = structlog.get_logger(__name__)
 
+# The kernel's send buffer of each connection (Linux doubles it for its
+# bookkeeping). Ample for event streams and pages, even far away: it caps a
+# connection at this much per round trip.
+SEND_BUFFER_BYTES = 256 * 1024
 # After the grace, how long aborted connections get to end by themselves
 # (their handlers see a disconnect) before their tasks are cancelled.
 ABORTED_SECONDS = 2.0
@@ -80,7 +86,12 @@ async def serve_connections(
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         sock = writer.get_extra_info("socket")
-        key = None if sock is None else connection_key(sock.getpeername(), sock.getsockname())
+        key = None
+        if sock is not None:
+            key = connection_key(sock.getpeername(), sock.getsockname())
+            # Fixed, so the kernel does not grow it (to 4 MiB by default): what a
+            # client leaves unread stays bounded, in memory the container pays for.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         if key is not None:
             connections.add(key, writer.transport)
         try:

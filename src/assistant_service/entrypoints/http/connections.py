@@ -19,7 +19,10 @@ server's worker sleeps through :func:`ping_sleep`, which ends with the app.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import socket
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +94,12 @@ class Connections:
 
 
 def _abort(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # Linger 0: the close resets the connection and the kernel frees what the
+        # client left unread at once (a plain close would keep trying to deliver it).
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     abort: Callable[[], None] | None = getattr(transport, "abort", None)
     if abort is not None:
         abort()  # the server sees a lost connection: handlers get their disconnect
@@ -150,15 +159,24 @@ class ConnectionGuard:
         token = _socket_ended.set(ended)
         try:
             await self.app(scope, receive, bounded_send)
-        except ClientNotReadingError:
+        except Exception as error:
             # Raised by bounded_send where the app did not handle it (Quart's own
-            # sends): the client is gone, which is no error of the server's.
-            if not dropped:
+            # sends), perhaps in a task group's exception group: the client is
+            # gone, which is no error of the server's.
+            if not (dropped and _only_not_reading(error)):
                 raise
         finally:
             _socket_ended.reset(token)
             if ended is not None:
                 ended.set()
+
+
+def _only_not_reading(error: BaseException) -> bool:
+    if isinstance(error, ClientNotReadingError):
+        return True
+    # An exception group (the builtin, or its backport on Python 3.10).
+    inner = getattr(error, "exceptions", None)
+    return isinstance(inner, tuple) and bool(inner) and all(map(_only_not_reading, inner))
 
 
 async def ping_sleep(seconds: float) -> None:
