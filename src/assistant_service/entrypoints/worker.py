@@ -102,7 +102,7 @@ async def serve_connections(
             pass
         finally:
             if key is not None:
-                connections.discard(key)
+                connections.discard(key, writer.transport)
 
     servers = [
         await asyncio.start_server(connected, backlog=config.backlog, sock=sock)
@@ -116,7 +116,9 @@ async def serve_connections(
             server.close()
         await _end_connections(tasks, config.graceful_timeout, connections, state.stop_now)
         for server in servers:
-            await server.wait_closed()
+            # From Python 3.12 this waits for the server's connections too: bounded.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), ABORTED_SECONDS)
         await lifespan.wait_for_shutdown()
         lifespan_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

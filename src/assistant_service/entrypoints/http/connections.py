@@ -66,8 +66,10 @@ class Connections:
     def add(self, key: ConnectionKey, transport: asyncio.BaseTransport) -> None:
         self._open[key] = transport
 
-    def discard(self, key: ConnectionKey) -> None:
-        self._open.pop(key, None)
+    def discard(self, key: ConnectionKey, transport: asyncio.BaseTransport) -> None:
+        # Only this transport's entry: a later connection may have the same addresses.
+        if self._open.get(key) is transport:
+            del self._open[key]
 
     def abort(self, scope: Scope) -> bool:
         """Drop the connection of ``scope`` without flushing what is buffered; False if unknown.
