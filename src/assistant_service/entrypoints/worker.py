@@ -23,12 +23,14 @@ import contextlib
 import socket
 from collections.abc import Awaitable, Callable
 
+import attrs
 import structlog
 from hypercorn.asyncio.lifespan import Lifespan
 from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config, Sockets
 from hypercorn.typing import AppWrapper, LifespanState
+from hypercorn.utils import repr_socket_addr
 
 from assistant_service.entrypoints.http.connections import Connections, connection_key, ping_sleep
 from assistant_service.entrypoints.http.state import EdgeState
@@ -68,7 +70,6 @@ async def serve_connections(
     them ``ABORTED_SECONDS`` and cancel what remains; then run the app's
     lifespan shutdown.
     """
-    connections = state.connections
     loop = asyncio.get_running_loop()
     lifespan_state: LifespanState = {}
     lifespan = Lifespan(app, config, loop, lifespan_state)
@@ -77,44 +78,24 @@ async def serve_connections(
     if lifespan_task.done() and (error := lifespan_task.exception()) is not None:
         raise error
 
-    context = _WorkerContext(None)
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        sock = writer.get_extra_info("socket")
-        key = None
-        if sock is not None:
-            key = connection_key(sock.getpeername(), sock.getsockname())
-            # Fixed, so the kernel does not grow it (to 4 MiB by default): what a
-            # client leaves unread stays bounded, in memory the container pays for.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-        if key is not None:
-            connections.add(key, writer.transport)
-        try:
-            await TCPServer(app, loop, config, context, lifespan_state, reader, writer)
-        except asyncio.CancelledError:
-            # Only shutdown cancels a connection, after aborting it: it is over.
-            # Ending quietly keeps asyncio's stream callback from logging a traceback.
-            pass
-        finally:
-            if key is not None:
-                connections.discard(key, writer.transport)
-
-    servers = [
-        await asyncio.start_server(connected, backlog=config.backlog, sock=sock)
-        for sock in sockets.insecure_sockets
-    ]
+    acceptor = _Acceptor(app, config, lifespan_state, state.connections)
+    servers = []
+    for sock in sockets.insecure_sockets:
+        servers.append(
+            await asyncio.start_server(acceptor.serve, backlog=config.backlog, sock=sock)
+        )
+        # Hypercorn's own line, which operators and tests look for.
+        bind = repr_socket_addr(sock.family, sock.getsockname())
+        await config.log.info("Running on http://%s (CTRL + C to quit)", bind)
     try:
         await shutdown_trigger()
     finally:
-        await context.terminated.set()  # keep-alive connections close after their response
+        await acceptor.context.terminated.set()  # keep-alive connections close after a response
         for server in servers:
             server.close()
-        await _end_connections(tasks, config.graceful_timeout, connections, state.stop_now)
+        await _end_connections(
+            acceptor.tasks, config.graceful_timeout, state.connections, state.stop_now
+        )
         for server in servers:
             # From Python 3.12 this waits for the server's connections too: bounded.
             with contextlib.suppress(asyncio.TimeoutError):
@@ -123,6 +104,45 @@ async def serve_connections(
         lifespan_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await lifespan_task
+
+
+@attrs.define
+class _Acceptor:
+    """Runs each accepted connection with Hypercorn's ``TCPServer``, registered while it lives."""
+
+    app: AppWrapper
+    config: Config
+    lifespan_state: LifespanState
+    connections: Connections
+    context: _WorkerContext = attrs.field(factory=lambda: _WorkerContext(None))
+    tasks: set[asyncio.Task[None]] = attrs.field(factory=set)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        sock = writer.get_extra_info("socket")
+        key = None
+        if sock is not None:
+            key = connection_key(sock.getpeername(), sock.getsockname())
+            # Fixed, so the kernel does not grow it (to 4 MiB by default): what a
+            # client leaves unread stays bounded, in memory the container pays for.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        if key is not None:
+            self.connections.add(key, writer.transport)
+        loop = asyncio.get_running_loop()
+        try:
+            await TCPServer(
+                self.app, loop, self.config, self.context, self.lifespan_state, reader, writer
+            )
+        except asyncio.CancelledError:
+            # Only shutdown cancels a connection, after aborting it: it is over.
+            # Ending quietly keeps asyncio's stream callback from logging a traceback.
+            pass
+        finally:
+            if key is not None:
+                self.connections.discard(key, writer.transport)
 
 
 async def _end_connections(
