@@ -24,6 +24,7 @@ import contextvars
 import socket
 import struct
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -136,41 +137,101 @@ class ConnectionGuard:
         if kind not in {"http", "websocket"}:
             await self.app(scope, receive, send)
             return
-        timeout = self.send_timeout
-        dropped = False
-
-        async def bounded_send(message: Message) -> None:
-            nonlocal dropped
-            if dropped:
-                raise ClientNotReadingError("the client was dropped: it did not read")
-            with anyio.move_on_after(timeout) as waited:
-                await send(message)
-            if waited.cancelled_caught:
-                dropped = True
-                aborted = self.connections.abort(scope)
-                log.warning(
-                    "client.not_reading",
-                    protocol=kind,
-                    path=scope.get("path", ""),
-                    send_timeout=timeout,
-                    aborted=aborted,
-                )
-                raise ClientNotReadingError(f"the client read nothing for {timeout} s")
-
+        watch = _SendWatch(scope, self.connections, self.send_timeout)
         ended = asyncio.Event() if kind == "websocket" else None
         token = _socket_ended.set(ended)
         try:
-            await self.app(scope, receive, bounded_send)
+            await self.app(scope, receive, partial(watch.send, send))
         except Exception as error:
-            # Raised by bounded_send where the app did not handle it (Quart's own
+            # Raised by the watch where the app did not handle it (Quart's own
             # sends), perhaps in a task group's exception group: the client is
             # gone, which is no error of the server's.
-            if not (dropped and _only_not_reading(error)):
+            if not (watch.dropped and _only_not_reading(error)):
                 raise
         finally:
+            watch.close()
             _socket_ended.reset(token)
             if ended is not None:
                 ended.set()
+
+
+@attrs.define(eq=False)
+class _SendWatch:
+    """The sends in flight on one request or socket, and one timer that checks on them.
+
+    One timer per request, re-armed when it fires, rather than a timeout around
+    each send: sends are many (every event of a stream) and must stay cheap.
+    """
+
+    scope: Scope
+    connections: Connections
+    timeout: float
+    dropped: bool = False
+    _since: float | None = None  # when the oldest send in flight began
+    _senders: list[asyncio.Task[Any]] = attrs.field(factory=list)
+    _cancelled: bool = False
+    _loop: asyncio.AbstractEventLoop = attrs.field(factory=asyncio.get_running_loop)
+    _timer: asyncio.TimerHandle | None = None
+
+    async def send(self, send: Send, message: Message) -> None:
+        if self.dropped:
+            raise ClientNotReadingError("the client was dropped: it did not read")
+        if self._timer is None:
+            # Armed here, in the handler's context: the drop's log line carries
+            # the request's correlation id.
+            self._timer = self._loop.call_later(self.timeout, self._check)
+        task = asyncio.current_task()
+        if not self._senders:
+            self._since = self._loop.time()
+        if task is not None:
+            self._senders.append(task)
+        try:
+            await send(message)
+        except asyncio.CancelledError:
+            if not (self._cancelled and task is not None and task in self._senders):
+                raise
+            # Cancelled by _drop (the connection could not be aborted): a drop.
+            if hasattr(task, "uncancel"):
+                task.uncancel()
+        finally:
+            if task is not None and task in self._senders:
+                self._senders.remove(task)
+            # The next send in flight, if any, is timed from now: a little late at worst.
+            self._since = self._loop.time() if self._senders else None
+        if self.dropped:
+            raise ClientNotReadingError(f"the client read nothing for {self.timeout} s")
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        since = self._since
+        if since is not None and now - since >= self.timeout:
+            self._drop()  # the timer stays spent: nothing more is sent
+            return
+        delay = self.timeout if since is None else since + self.timeout - now
+        self._timer = self._loop.call_later(delay, self._check)
+
+    def _drop(self) -> None:
+        self.dropped = True
+        # The server sees the connection lost: the send in flight returns, and
+        # the handler gets its disconnect.
+        aborted = self.connections.abort(self.scope)
+        log.warning(
+            "client.not_reading",
+            protocol=self.scope["type"],
+            path=self.scope.get("path", ""),
+            send_timeout=self.timeout,
+            aborted=aborted,
+        )
+        if not aborted:
+            # Under another server, or on HTTP/2: end the sends themselves.
+            self._cancelled = True
+            for task in self._senders:
+                task.cancel()
 
 
 def _only_not_reading(error: BaseException) -> bool:

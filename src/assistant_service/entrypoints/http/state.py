@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -96,6 +95,8 @@ class EdgeState:
     draining: anyio.Event = attrs.field(factory=anyio.Event)
     runs_ending: anyio.Event = attrs.field(factory=anyio.Event)
     stopping: anyio.Event = attrs.field(factory=anyio.Event)
+    # The runs in until_runs_end, cancelled together by end_runs (no task per run).
+    _runs: set[anyio.CancelScope] = attrs.field(factory=set, init=False)
 
     def begin_draining(self) -> None:
         self.draining.set()
@@ -103,6 +104,8 @@ class EdgeState:
     def end_runs(self) -> None:
         self.draining.set()
         self.runs_ending.set()
+        for scope in list(self._runs):
+            scope.cancel()
 
     def stop_now(self) -> None:
         self.end_runs()
@@ -117,19 +120,12 @@ class EdgeState:
         if self.runs_ending.is_set():
             raise ShuttingDownError(_CUT)
         with anyio.CancelScope() as scope:
-            # A task rather than a task group: a task group would wrap the
-            # function's own errors in an exception group.
-            watcher = asyncio.ensure_future(_cancel_when(self.runs_ending, scope))
+            self._runs.add(scope)
             try:
                 return await function()
             finally:
-                watcher.cancel()
+                self._runs.discard(scope)
         raise ShuttingDownError(_CUT)
 
 
 _CUT = "the server is shutting down and stopped the run; retry shortly"
-
-
-async def _cancel_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
-    await event.wait()
-    scope.cancel()
