@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import anyio
 import pytest
 
 from assistant_service.domain.errors import NotFoundError
 from assistant_service.entrypoints.http.connections import (
+    ClientNotReadingError,
     ConnectionGuard,
     Connections,
     connection_key,
@@ -126,3 +128,23 @@ async def test_pings_sleep_on_outside_a_socket_and_stop_when_its_app_ends():
 
 async def _never(*_: object) -> None:
     raise AssertionError("not called")
+
+
+async def test_a_send_the_client_never_takes_ends_as_a_drop_where_it_cannot_be_aborted():
+    # No registered connection (another server, or HTTP/2): the send itself is ended.
+    outcome: list[BaseException] = []
+
+    async def blocked(message: object) -> None:
+        await anyio.sleep_forever()
+
+    async def app(scope: object, receive: object, send: Any) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        except ClientNotReadingError as error:
+            outcome.append(error)
+            await send({"type": "http.response.body", "body": b""})  # refused at once too
+
+    guard = ConnectionGuard(app, Connections(), send_timeout=0.05)
+    with anyio.fail_after(5):
+        await guard(_scope(1), _never, blocked)  # the app's unhandled second error is taken
+    assert len(outcome) == 1
