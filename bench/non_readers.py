@@ -7,7 +7,8 @@ streams (half SSE, half WebSocket, receive buffers as small as the kernel
 allows) that read nothing, and once every one's run has started, asks one
 ``POST /chat`` (retrying while ``503 overloaded``). It prints the time until
 that chat is served (bounded by ``--max-wait``), the server's RSS before, at
-its peak and after, and how many non-readers the server dropped.
+its peak and a second after the last drop, and how many non-readers the
+server dropped, and when.
 
 ``--source DIR`` runs another source tree for comparison. Linux only.
 Usage: ``PYTHONPATH=src:tests python bench/non_readers.py [--clients 64] [--send-timeout 2]``.
@@ -95,12 +96,19 @@ def main(clients: int, send_timeout: float, max_wait: float, source: Path) -> No
         deadline = time.monotonic() + max_wait
         while len(fake.requests_to(ROUTE)) < asked + clients and time.monotonic() < deadline:
             time.sleep(0.05)
+        all_started = time.monotonic()
         waited, refused = served_after(service, threads[-1], max_wait)
+        while (
+            len(service.events("client.not_reading")) < clients
+            and time.monotonic() - all_started < max_wait
+        ):
+            time.sleep(0.2)
+        all_dropped = time.monotonic() - all_started
+        dropped = len(service.events("client.not_reading"))
         time.sleep(1.0)
         sampling.set()
         sampler.join()
         after = rss_kib(pid)
-        dropped = len(service.events("client.not_reading"))
         for sock in sockets:
             sock.close()
     fake.stop()
@@ -117,7 +125,10 @@ def main(clients: int, send_timeout: float, max_wait: float, source: Path) -> No
         f"server RSS: {before / 1024:.1f} MiB before, peak {peak[0] / 1024:.1f} MiB "
         f"(+{(peak[0] - before) / 1024:.1f}), {after / 1024:.1f} MiB after"
     )
-    print(f"non-readers dropped by the server: {dropped}")
+    print(
+        f"non-readers dropped by the server: {dropped}"
+        + (f", all {all_dropped:.1f} s after their runs started" if dropped == clients else "")
+    )
 
 
 if __name__ == "__main__":
