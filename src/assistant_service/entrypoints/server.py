@@ -2,7 +2,9 @@
 
 On SIGTERM (or SIGINT) the server stops accepting connections, answers
 ``/readyz`` with 503, closes idle WebSockets and lets runs in flight finish for
-up to ``GRACEFUL_TIMEOUT`` seconds; what is still running then is cancelled.
+up to ``GRACEFUL_TIMEOUT`` seconds. Runs still going then end, each telling its
+client (a ``503 shutting_down``, an SSE ``error`` event, or a WebSocket
+``error`` event then close 1001); a second later what is still open is aborted.
 With ``reload`` (development) a worker process serves, and is replaced, on the
 same sockets, whenever a watched file changes.
 """
@@ -26,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.utils import wrap_app
 from quart import Quart
@@ -46,6 +47,7 @@ from assistant_service.entrypoints.settings import (
     StateStoreKind,
     load_settings,
 )
+from assistant_service.entrypoints.worker import serve_connections
 
 log = structlog.get_logger(__name__)
 
@@ -66,8 +68,8 @@ def hypercorn_config(settings: Settings, host: str, port: int) -> Config:
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
-    # The app ends what is still open at GRACEFUL_TIMEOUT (see serve); Hypercorn's
-    # own cancellation, a moment later, is only the backstop.
+    # Runs still going at GRACEFUL_TIMEOUT end themselves (see serve) and tell their
+    # clients; a moment later the worker aborts what is still open.
     config.graceful_timeout = settings.graceful_timeout + _BACKSTOP_SECONDS
     config.websocket_max_message_size = settings.max_ws_message_bytes * WS_HARD_LIMIT_FACTOR
     config.websocket_ping_interval = settings.ws_ping_interval
@@ -100,22 +102,30 @@ async def serve(
     signals = (
         _signals_stop() if shutdown_trigger is None else contextlib.nullcontext(shutdown_trigger)
     )
+    end_runs: list[asyncio.TimerHandle] = []
     with signals as trigger:
 
         async def drain_on_trigger() -> None:
             await trigger()
             log.info("server.draining", graceful_timeout=settings.graceful_timeout)
             state.begin_draining()
-            # Past the graceful timeout, end what is still open ourselves: on
-            # Python 3.12+ Hypercorn would otherwise wait for every client.
-            asyncio.get_running_loop().call_later(settings.graceful_timeout, state.stop_now)
+            # Past the graceful timeout, runs still going end themselves, each with
+            # a shutting_down error for its client; the worker aborts what is
+            # still open after the backstop.
+            loop = asyncio.get_running_loop()
+            end_runs.append(loop.call_later(settings.graceful_timeout, state.end_runs))
 
-        await worker_serve(
-            wrap_app(app, config.wsgi_max_body_size, "asgi"),
-            config,
-            sockets=sockets,
-            shutdown_trigger=drain_on_trigger,
-        )
+        try:
+            await serve_connections(
+                wrap_app(app, config.wsgi_max_body_size, "asgi"),
+                config,
+                sockets=sockets if sockets is not None else config.create_sockets(),
+                shutdown_trigger=drain_on_trigger,
+                state=state,
+            )
+        finally:
+            for handle in end_runs:
+                handle.cancel()
     log.info("server.stopped")
 
 

@@ -149,6 +149,9 @@ class Settings:
     graceful_timeout: float = 8.0
     ws_ping_interval: float = 20.0
     ws_idle_timeout: float = 300.0
+    # A client that takes nothing of its response, event stream or socket for this
+    # long is disconnected (its run ends as when a client leaves).
+    send_timeout: float = 30.0
     # Prometheus metrics (when prometheus-client is installed): on /metrics, or
     # on a port of their own with METRICS_PORT. Traces are configured by OTEL_*.
     metrics: Switch = Switch.ON
@@ -218,6 +221,7 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "graceful_timeout": (lambda v: v >= 0, "a number of seconds, 0 or more"),
     "ws_ping_interval": (lambda v: v > 0, "a positive number of seconds"),
     "ws_idle_timeout": (lambda v: v > 0, "a positive number of seconds"),
+    "send_timeout": (lambda v: v > 0, "a positive number of seconds"),
 }
 
 

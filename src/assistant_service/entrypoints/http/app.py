@@ -11,6 +11,7 @@ from assistant_service.entrypoints.http.backpressure import (
     bound_request_bodies,
     bound_websocket_frames,
 )
+from assistant_service.entrypoints.http.connections import ConnectionGuard
 from assistant_service.entrypoints.http.correlation import correlation_id_of
 from assistant_service.entrypoints.http.cors import CorsMiddleware, CorsPolicy
 from assistant_service.entrypoints.http.errors import register_error_handlers
@@ -91,11 +92,14 @@ def create_app(services: Services) -> Quart:
 
     # Innermost: a preflight is answered (and a foreign socket refused) before any route.
     app.asgi_app = CorsMiddleware(app.asgi_app, CorsPolicy.of(settings.cors_origins))  # type: ignore[assignment,method-assign]
-    app.asgi_app = observed_asgi(app, services.observability, stopping=state.stopping)  # type: ignore[assignment,method-assign]
+    observed = observed_asgi(app, services.observability, stopping=state.stopping)
+    # Outermost: it bounds the server's own send (see connections.py).
+    guarded = ConnectionGuard(observed, state.connections, settings.send_timeout)
+    app.asgi_app = guarded  # type: ignore[assignment,method-assign]
     return app
 
 
 def edge_state(app: Quart) -> EdgeState:
-    """The app's shared state (the server sets ``draining`` on SIGTERM)."""
+    """The app's shared state (the server drives its shutdown stages and fills its connections)."""
     state: EdgeState = app.extensions[EXTENSION]
     return state

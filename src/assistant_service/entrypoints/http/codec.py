@@ -335,6 +335,20 @@ def error_event(
     return payload
 
 
+def run_error_event(
+    error: AssistantServiceError, correlation_id: str, run_id: str | None
+) -> dict[str, Any]:
+    """An ``error`` event that ends a run from outside it (the server shutting down).
+
+    It carries the ``run_id`` when the run had started, but no ``seq``: it is
+    not one of the run's recorded events.
+    """
+    payload = error_event(error, correlation_id)
+    if run_id is not None:
+        payload = {"type": "error", "run_id": run_id, **payload}
+    return payload
+
+
 def internal_error_event(correlation_id: str) -> dict[str, Any]:
     """The ``error`` event for a bug: it says nothing of the exception (the log has it)."""
     return {

@@ -54,6 +54,12 @@ class UnavailableError(AssistantServiceError):
     code = "unavailable"
 
 
+class ShuttingDownError(UnavailableError):
+    """The server is shutting down: it takes no new run, and ends those past the graceful timeout."""
+
+    code = "shutting_down"
+
+
 # Most specific first: the first class the error is an instance of wins.
 STATUS_BY_ERROR: tuple[tuple[type[AssistantServiceError], int], ...] = (
     (MalformedRequestError, 400),

@@ -68,8 +68,9 @@ _ERRORS = {
     "502": "The model's provider failed or sent a reply of the wrong shape (`upstream_error`),"
     " or `run_limit_exceeded`.",
     "503": "Upstream unavailable (`upstream_unavailable`), the circuit breaker open"
-    " (`upstream_circuit_open`: no upstream call was made), `overloaded` or `unavailable`"
-    " (shutting down), with `Retry-After` when known.",
+    " (`upstream_circuit_open`: no upstream call was made), `overloaded`, or"
+    " `shutting_down` (the server is stopping: no new run, and a run still going at"
+    " `GRACEFUL_TIMEOUT` ends so), with `Retry-After` when known.",
 }
 _RETRY_AFTER = {
     "Retry-After": {
@@ -431,9 +432,12 @@ A frame may carry an `id`: what answers the frame rather than belonging to a run
 (a refusal, an acknowledgement) echoes it as `frame_id`. A bad frame (not JSON,
 binary, wrong fields, too long, unknown thread, a second stream while one is going)
 gets an `error` event and the socket stays usable. A client that disconnects cancels
-its run, unless its message said `"on_disconnect": "continue"`. Idle sockets are
+its run, unless its message said `"on_disconnect": "continue"`; so does a client
+that reads nothing for `SEND_TIMEOUT` (it is disconnected). Idle sockets are
 closed (1001) after `WS_IDLE_TIMEOUT`; frames over four times `MAX_WS_MESSAGE_BYTES`
-close it (1009)."""
+close it (1009). When the server shuts down, idle sockets are closed (1001); a run
+still going at `GRACEFUL_TIMEOUT` ends with an `error` event (`shutting_down`,
+with its `run_id`), then the socket is closed (1001)."""
 
 
 def _paths(*, metrics: bool, playground: bool) -> dict[str, Any]:

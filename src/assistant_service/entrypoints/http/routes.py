@@ -13,7 +13,7 @@ from assistant_service.entrypoints.http.codec import (
     parse_chat_request,
     parse_history_query,
 )
-from assistant_service.entrypoints.http.errors import UnavailableError
+from assistant_service.entrypoints.http.errors import ShuttingDownError
 from assistant_service.entrypoints.http.health import breakers, readiness
 from assistant_service.entrypoints.http.runs import json_response, register_run_routes, start_chat
 from assistant_service.entrypoints.http.services import Services
@@ -73,7 +73,7 @@ def register_routes(app: Quart, services: Services, state: EdgeState) -> None:
     @app.post("/chat")
     async def chat() -> Response:
         if state.draining.is_set():
-            raise UnavailableError("the server is shutting down")
+            raise ShuttingDownError("the server is shutting down; retry shortly")
         chat = parse_chat_request(await request.get_data(cache=False))
         check_message_length(chat, settings.max_message_length)
         structlog.contextvars.bind_contextvars(thread_id=chat.thread_id)

@@ -28,8 +28,9 @@ from assistant_service.entrypoints.http.codec import (
     parse_approvals,
     result_body,
     run_body,
+    run_error_event,
 )
-from assistant_service.entrypoints.http.errors import correlation_id
+from assistant_service.entrypoints.http.errors import ShuttingDownError, correlation_id
 from assistant_service.entrypoints.http.services import Services
 from assistant_service.entrypoints.http.state import EdgeState
 
@@ -71,10 +72,12 @@ def register_run_routes(app: Quart, services: Services, state: EdgeState) -> Non
                 events = assistant.decide(thread_id, run_id, decisions)
                 first = await _first(events)
                 slot.keep()
-            return sse_response(_primed(first, events), state)
+            return sse_response(_primed(first, events), state, slot=True)
         state.slots.acquire()
         try:
-            result = await assistant.approve(thread_id, run_id, decisions)
+            result = await state.until_runs_end(
+                lambda: assistant.approve(thread_id, run_id, decisions)
+            )
         finally:
             state.slots.release()
         return json_response(result_body(result))
@@ -83,7 +86,7 @@ def register_run_routes(app: Quart, services: Services, state: EdgeState) -> Non
     async def events(thread_id: str, run_id: str) -> Response:
         after = _after(request.args.getlist("after"), request.headers.get("Last-Event-ID"))
         await assistant.run(thread_id, run_id)  # 404 before the stream starts
-        return sse_response(assistant.events(thread_id, run_id, after=after), state=None)
+        return sse_response(assistant.events(thread_id, run_id, after=after), state, slot=False)
 
 
 async def start_chat(
@@ -104,17 +107,17 @@ async def start_chat(
             return json_response(body, 202)
         followed = assistant.events(chat.thread_id, run_id)
         if streamed:
-            return sse_response(followed, state=None)
-        return json_response(result_body(await result_of(followed)))
+            return sse_response(followed, state, slot=False)
+        return json_response(result_body(await state.until_runs_end(lambda: result_of(followed))))
     if streamed:
         with state.slots.held_while_starting() as slot:
             events = assistant.stream(chat.thread_id, chat.message)
             first = await _first(events)
             slot.keep()
-        return sse_response(_primed(first, events), state)
+        return sse_response(_primed(first, events), state, slot=True)
     state.slots.acquire()
     try:
-        result = await assistant.chat(chat.thread_id, chat.message)
+        result = await state.until_runs_end(lambda: assistant.chat(chat.thread_id, chat.message))
     finally:
         state.slots.release()
     return json_response(result_body(result))
@@ -125,12 +128,16 @@ async def start_chat(
 SSE_BACKLOG = 64
 
 
-def sse_response(events: AsyncGenerator[RunEvent, None], state: EdgeState | None) -> Response:
+def sse_response(
+    events: AsyncGenerator[RunEvent, None], state: EdgeState, *, slot: bool
+) -> Response:
     """A ``text/event-stream`` of ``events``, each with ``id: <seq>``; errors end it as events.
 
-    With ``state``, the stream holds one run slot, released when the run ends.
+    With ``slot``, the stream holds one run slot, released when the run ends.
+    When the server's graceful timeout runs out first, the stream ends with an
+    ``error`` event (``shutting_down``), after the events already produced.
     """
-    stream = _EventStream(events, correlation_id(), state)
+    stream = _EventStream(events, correlation_id(), state, slot=slot)
     response = Response(stream.body(), status=200, content_type="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
@@ -149,11 +156,13 @@ class _EventStream:
     """
 
     def __init__(
-        self, events: AsyncGenerator[RunEvent, None], cid: str, state: EdgeState | None
+        self, events: AsyncGenerator[RunEvent, None], cid: str, state: EdgeState, *, slot: bool
     ) -> None:
         self._events = events
         self._cid = cid
         self._state = state
+        self._slot = slot
+        self._run_id: str | None = None
         self._pending: list[bytes] = []
         self._ready = asyncio.Event()  # something to send, or the run ended
         self._room = asyncio.Event()  # the backlog has room
@@ -178,27 +187,39 @@ class _EventStream:
             if not producer.done():
                 producer.cancel()
                 await asyncio.wait({producer})
-            if self._state is not None:
+            if self._slot:
                 self._state.slots.release()
 
     async def _produce(self) -> None:
+        try:
+            await self._state.until_runs_end(self._relay)
+        except ShuttingDownError as error:
+            # Past the backlog's bound by one event: the run is over, nothing follows.
+            log.info("stream.shutting_down", run_id=self._run_id)
+            self._push(run_error_event(error, self._cid, self._run_id))
+        finally:
+            self._ended = True
+            self._ready.set()
+
+    async def _relay(self) -> None:
         cid = self._cid
         try:
             async with aclosing(self._events):
                 async for event in self._events:
+                    self._run_id = getattr(event, "run_id", None) or self._run_id
                     await self._out(event_payload(event, cid))
         except AssistantServiceError as error:
             await self._out(error_event(error, cid))
         except Exception:
             log.exception("stream.failed")
             await self._out(internal_error_event(cid))
-        finally:
-            self._ended = True
-            self._ready.set()
 
-    async def _out(self, payload: dict[str, Any]) -> None:
+    def _push(self, payload: dict[str, Any]) -> None:
         self._pending.append(_sse(payload))
         self._ready.set()
+
+    async def _out(self, payload: dict[str, Any]) -> None:
+        self._push(payload)
         if len(self._pending) >= SSE_BACKLOG:
             self._room.clear()
             await self._room.wait()
@@ -234,7 +255,10 @@ def background_runner(app: Quart, state: EdgeState) -> Callable[..., None]:
     def start_soon(function: Callable[..., Awaitable[object]], *args: Any) -> None:
         async def run() -> None:
             try:
-                await function(*args)
+                await state.until_runs_end(lambda: function(*args))
+            except ShuttingDownError:
+                # Cancelled like any run past the graceful timeout: recorded as interrupted.
+                log.info("run.stopped_by_shutdown")
             finally:
                 state.slots.release()
 

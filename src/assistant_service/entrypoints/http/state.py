@@ -1,14 +1,18 @@
-"""What the edge shares between requests: the run slots and the draining flag."""
+"""What the edge shares between requests: run slots, connections and the shutdown's stages."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import anyio
 import attrs
 
-from assistant_service.entrypoints.http.errors import OverloadedError
+from assistant_service.entrypoints.http.connections import Connections
+from assistant_service.entrypoints.http.errors import OverloadedError, ShuttingDownError
+
+T = TypeVar("T")
 
 RETRY_AFTER_SECONDS = 1.0
 
@@ -76,20 +80,52 @@ class SlotClaim:
 
 @attrs.define
 class EdgeState:
-    """Per-app state: run slots, and the event set when the server starts shutting down.
+    """Per-app state: run slots, open connections, and the stages of a shutdown.
 
-    Once draining, ``/readyz`` answers 503 and idle WebSockets are closed; runs
-    in flight finish. When the graceful timeout runs out the server sets
-    ``stopping``, and every request still open is ended as if its client had left.
+    ``draining`` (SIGTERM): ``/readyz`` answers 503, new runs are refused,
+    idle WebSockets are closed; runs in flight go on. ``runs_ending`` (the
+    graceful timeout ran out): runs still going end now, each answering its
+    client with a ``shutting_down`` error (see :meth:`until_runs_end`).
+    ``stopping`` (a moment later): every request still open is ended as if its
+    client had left.
     """
 
     slots: RunSlots
+    connections: Connections = attrs.field(factory=Connections)
     draining: anyio.Event = attrs.field(factory=anyio.Event)
+    runs_ending: anyio.Event = attrs.field(factory=anyio.Event)
     stopping: anyio.Event = attrs.field(factory=anyio.Event)
+    # The runs in until_runs_end, cancelled together by end_runs (no task per run).
+    _runs: set[anyio.CancelScope] = attrs.field(factory=set, init=False)
 
     def begin_draining(self) -> None:
         self.draining.set()
 
-    def stop_now(self) -> None:
+    def end_runs(self) -> None:
         self.draining.set()
+        self.runs_ending.set()
+        for scope in list(self._runs):
+            scope.cancel()
+
+    def stop_now(self) -> None:
+        self.end_runs()
         self.stopping.set()
+
+    async def until_runs_end(self, function: Callable[[], Awaitable[T]]) -> T:
+        """``await function()``, unless ``runs_ending`` comes first.
+
+        Then ``function`` is cancelled (a run ends as when its client leaves)
+        and :class:`ShuttingDownError` is raised for the caller to answer with.
+        """
+        if self.runs_ending.is_set():
+            raise ShuttingDownError(_CUT)
+        with anyio.CancelScope() as scope:
+            self._runs.add(scope)
+            try:
+                return await function()
+            finally:
+                self._runs.discard(scope)
+        raise ShuttingDownError(_CUT)
+
+
+_CUT = "the server is shutting down and stopped the run; retry shortly"

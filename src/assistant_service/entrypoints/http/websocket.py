@@ -14,7 +14,11 @@ A client that disconnects cancels its run and the run's tools, unless the
 message said ``"on_disconnect": "continue"``.
 A socket silent for ``ws_idle_timeout`` seconds with no run is closed (1001),
 which reaps peers that vanished without closing; so are idle sockets when the
-server starts shutting down, after their run finishes.
+server starts shutting down, after their run finishes. A run still going when
+the graceful timeout runs out ends with an ``error`` event (``shutting_down``),
+then the socket is closed (1001). A client that reads nothing for
+``send_timeout`` is dropped by the connection guard: the session ends as when
+the client leaves.
 """
 
 from __future__ import annotations
@@ -47,8 +51,10 @@ from assistant_service.entrypoints.http.codec import (
     frame_id_of,
     internal_error_event,
     parse_frame,
+    run_error_event,
 )
-from assistant_service.entrypoints.http.errors import PayloadTooLargeError, UnavailableError
+from assistant_service.entrypoints.http.connections import ClientNotReadingError
+from assistant_service.entrypoints.http.errors import PayloadTooLargeError, ShuttingDownError
 from assistant_service.entrypoints.http.routes import check_message_length
 from assistant_service.entrypoints.http.services import Services
 from assistant_service.entrypoints.http.state import EdgeState
@@ -75,10 +81,13 @@ class SocketSession:
     _slot_taken: bool = attrs.field(default=False, init=False)
     _idle_since: float = attrs.field(factory=anyio.current_time, init=False)
     _run_finished: anyio.Event = attrs.field(factory=anyio.Event, init=False)
+    _run_id: str | None = attrs.field(default=None, init=False)
+    _session: anyio.CancelScope | None = attrs.field(default=None, init=False)
 
     async def serve(self) -> None:
-        """Serve until the client leaves, the socket idles out or the server drains."""
+        """Serve until the client leaves or stops reading, the socket idles out or the server drains."""
         async with anyio.create_task_group() as group:
+            self._session = group.cancel_scope
             group.start_soon(self._close_when_idle_or_draining, group.cancel_scope)
             while True:
                 raw = await self._receive()
@@ -115,7 +124,7 @@ class SocketSession:
         if isinstance(frame, CancelFrame):
             return frame
         if self._state.draining.is_set():
-            raise UnavailableError("the server is shutting down")
+            raise ShuttingDownError("the server is shutting down; retry shortly")
         if self._busy:
             raise ConflictError(
                 "a stream is already active on this socket; wait for its last event or error"
@@ -172,27 +181,42 @@ class SocketSession:
         await self._emit({**ack, "correlation_id": self._correlation_id})
 
     async def _stream(self, events: AsyncGenerator[RunEvent, None], frame_id: str | None) -> None:
+        self._run_id = None
         try:
-            async with aclosing(events):
-                async for event in events:
-                    await self._emit(event_payload(event, self._correlation_id))
-        except AssistantServiceError as error:
-            await self._emit(error_event(error, self._correlation_id, frame_id))
-        except Exception:
-            log.exception("run.unexpected_error")
-            await self._emit(internal_error_event(self._correlation_id))
+            await self._state.until_runs_end(lambda: self._relay(events, frame_id))
+        except ShuttingDownError as error:
+            log.info("websocket.run_stopped_by_shutdown", run_id=self._run_id)
+            await self._emit(run_error_event(error, self._correlation_id, self._run_id))
         finally:
             self._release_slot()
             self._busy = False
             self._idle_since = anyio.current_time()
             self._run_finished.set()
 
+    async def _relay(self, events: AsyncGenerator[RunEvent, None], frame_id: str | None) -> None:
+        try:
+            async with aclosing(events):
+                async for event in events:
+                    self._run_id = getattr(event, "run_id", None) or self._run_id
+                    await self._emit(event_payload(event, self._correlation_id))
+        except AssistantServiceError as error:
+            await self._emit(error_event(error, self._correlation_id, frame_id))
+        except Exception:
+            log.exception("run.unexpected_error")
+            await self._emit(internal_error_event(self._correlation_id))
+
     def _release_slot(self) -> None:
         self._state.slots.release()
         self._slot_taken = False
 
     async def _emit(self, payload: dict[str, Any]) -> None:
-        await self._send(dumps(payload))
+        try:
+            await self._send(dumps(payload))
+        except ClientNotReadingError:
+            # The guard dropped the client: end the session as a disconnect would
+            # (the run is cancelled at its next step, its slot released).
+            if self._session is not None:
+                self._session.cancel()
 
     async def _close_when_idle_or_draining(self, scope: anyio.CancelScope) -> None:
         # One watcher per socket (idle sockets are many: each task costs memory).
