@@ -179,10 +179,11 @@ def test_a_chat_streams_its_deltas_into_the_answer(page):
     send(page, "hello there")
     answer = page.locator("#transcript .msg.assistant .text")
     expect(answer).to_contain_text("This is the offline model")
+    # The run's end shows after its last delta: only then are all the frames recorded.
+    expect(page.locator("#transcript .usage")).to_contain_text("Run completed")
     deltas = [f["text"] for f in page.recorded.frames if f["type"] == "message.delta"]
     assert len(deltas) > 1  # streamed in pieces, not at once
     expect(answer).to_have_text("".join(deltas))
-    expect(page.locator("#transcript .usage")).to_contain_text("Run completed")
     expect(page.locator("#transcript .usage")).to_contain_text("output tokens")
     assert page.locator("#transcript").get_attribute("aria-live") == "polite"
     assert page.locator("#thread").input_value().strip()
