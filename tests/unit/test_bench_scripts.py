@@ -33,7 +33,15 @@ ROOT = Path(__file__).parents[2]
             marks=pytest.mark.servers,
         ),
     ],
-    ids=["run_loop", "llm_overhead", "observability", "rate_limits", "load", "relay", "relay_crowd"],
+    ids=[
+        "run_loop",
+        "llm_overhead",
+        "observability",
+        "rate_limits",
+        "load",
+        "relay",
+        "relay_crowd",
+    ],
 )
 def test_a_benchmark_runs_and_prints_figures(command):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])}
