@@ -23,13 +23,25 @@ ROOT = Path(__file__).parents[2]
         pytest.param(
             ["bench/load.py", "--seconds", "0.2", "--sockets", "5"], marks=pytest.mark.servers
         ),
-        # It starts an upstream and the service on two backends as processes: a server test.
+        # It starts an upstream and the service on three backends as processes: a server test.
         pytest.param(
             ["bench/relay.py", "--seconds", "0.2", "--rounds", "1", "--levels", "1,2"],
             marks=pytest.mark.servers,
         ),
+        pytest.param(
+            ["bench/relay.py", "--crowd", "20", "--crowd-turns", "1", "--litellm", "/nowhere"],
+            marks=pytest.mark.servers,
+        ),
     ],
-    ids=["run_loop", "llm_overhead", "observability", "rate_limits", "load", "relay"],
+    ids=[
+        "run_loop",
+        "llm_overhead",
+        "observability",
+        "rate_limits",
+        "load",
+        "relay",
+        "relay_crowd",
+    ],
 )
 def test_a_benchmark_runs_and_prints_figures(command):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])}

@@ -112,3 +112,42 @@ def test_log_lines_mask_held_values_in_any_field():
     assert value not in text
     assert value[:5] + "***" not in text
     assert text.count(MASKED) == 2
+
+
+def test_a_text_masked_before_a_value_was_held_is_masked_after():
+    # Masked texts are remembered: holding a value must forget what was remembered.
+    values = SecretValues()
+    values.hold("first-value-of-2026")
+    text = "the answer carries Lq8#late-comer-Z2 now"
+    assert values.mask_all(text) == text
+    values.hold("Lq8#late-comer-Z2")
+    assert values.mask_all(text) == f"the answer carries {MASKED} now"
+    assert values.mask_all(text) == f"the answer carries {MASKED} now"
+
+
+def test_remembered_texts_are_bounded():
+    values = SecretValues()
+    values.hold("bounded-value-2026")
+    for n in range(5000):
+        assert values.mask_all(f"text {n}") == f"text {n}"
+    assert len(values._snapshot.known) <= 2048
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # IGNORECASE matches the long s and the Kelvin sign: the quick test must too.
+        ("key \u017fk-abcdefghij here", "key \u017fk-abcd*** here"),
+        ("key s\u212a-abcdefghij here", "key s\u212a-abcd*** here"),
+        ("BEARER tok123 sent", "BEARER *** sent"),
+    ],
+)
+def test_key_shapes_are_masked_in_any_case(text, expected):
+    assert SecretValues().mask_all(text) == expected
+
+
+@pytest.mark.parametrize("offset", range(13))
+def test_a_fragment_is_found_at_any_offset_in_a_longer_token(held, offset):
+    # The quick test looks at blocks at fixed positions: no alignment may slip through.
+    token = "z" * offset + VALUE[5:17] + "zz"
+    assert held.mask(f"saw {token} here") == f"saw {'z' * offset}{MASKED}zz here"

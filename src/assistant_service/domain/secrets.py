@@ -36,10 +36,22 @@ _MIN_TAIL = 3
 _TOKEN_ENDS = frozenset("\"'<>()[]{},;")
 _MASK_RUN = re.compile(r"\*{2,}|\.{3,}|\u2026|\u2022+")
 _LONG_RUN = re.compile(rf"\S{{{FRAGMENT_LENGTH},}}")
+# A window of FRAGMENT_LENGTH characters always holds one block of this length that
+# starts at a multiple of it: a run with no such block of a held value holds no fragment.
+_BLOCK = FRAGMENT_LENGTH // 2
+# Masked texts are remembered (ids, event types and names repeat on every event
+# and log line) while no value is added: at most this many, each this long at most.
+_KNOWN_TEXTS = 2048
+_KNOWN_LENGTH = 256
 
 
 def mask_key_shaped(text: str) -> str:
     """``text`` with anything shaped like an API key or bearer token cut to ``sk-abcd***``."""
+    # casefold() maps every character KEY_SHAPED's IGNORECASE matches (the long s,
+    # the Kelvin sign) onto these: text without them cannot match.
+    folded = text.casefold()
+    if "sk-" not in folded and "bearer" not in folded:
+        return text
     return KEY_SHAPED.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
 
 
@@ -59,6 +71,10 @@ class _Snapshot:
     spellings: tuple[str, ...] = ()
     whole: re.Pattern[str] | None = None
     fragments: frozenset[str] = frozenset()
+    # The _BLOCK-long pieces of the fragments: the quick test for a run.
+    blocks: frozenset[str] = frozenset()
+    # Text -> masked text under these values (a new snapshot starts empty).
+    known: dict[str, str] = attrs.field(factory=dict, eq=False)
 
 
 class SecretValues:
@@ -87,8 +103,11 @@ class SecretValues:
                 for s in spellings
                 for i in range(len(s) - FRAGMENT_LENGTH + 1)
             )
+            blocks = frozenset(
+                f[i : i + _BLOCK] for f in fragments for i in range(FRAGMENT_LENGTH - _BLOCK + 1)
+            )
             whole = re.compile("|".join(re.escape(s) for s in spellings))
-            self._snapshot = _Snapshot(tuple(spellings), whole, fragments)
+            self._snapshot = _Snapshot(tuple(spellings), whole, fragments, blocks)
 
     def forget_all(self) -> None:
         """Hold nothing any more (tests)."""
@@ -101,12 +120,29 @@ class SecretValues:
 
     def mask(self, text: str) -> str:
         """``text`` with every held value, fragment or partial echo of one replaced by ``[REDACTED]``."""
+        return _mask_held(self._snapshot, text)
+
+    def mask_all(self, text: str) -> str:
+        """:meth:`mask`, then :func:`mask_key_shaped`; short texts' results are remembered."""
         snapshot = self._snapshot
-        if snapshot.whole is None or not text:
-            return text
-        text = snapshot.whole.sub(MASKED, text)
-        text = _LONG_RUN.sub(lambda m: _mask_fragments(m.group(), snapshot.fragments), text)
-        return _mask_echoes(text, snapshot.spellings)
+        known = snapshot.known.get(text)
+        if known is not None:
+            return known
+        masked = mask_key_shaped(_mask_held(snapshot, text))
+        if len(text) <= _KNOWN_LENGTH:
+            if len(snapshot.known) >= _KNOWN_TEXTS:
+                snapshot.known.clear()  # bounded; what repeats comes back at once
+            snapshot.known[text] = masked
+        return masked
+
+
+def _mask_held(snapshot: _Snapshot, text: str) -> str:
+    if snapshot.whole is None or not text:
+        return text
+    text = snapshot.whole.sub(MASKED, text)
+    if _LONG_RUN.search(text) is not None:
+        text = _LONG_RUN.sub(lambda m: _mask_fragments(m.group(), snapshot), text)
+    return _mask_echoes(text, snapshot.spellings)
 
 
 def _in_token(char: str) -> bool:
@@ -114,6 +150,8 @@ def _in_token(char: str) -> bool:
 
 
 def _mask_echoes(text: str, spellings: tuple[str, ...]) -> str:
+    if "**" not in text and "..." not in text and "\u2026" not in text and "\u2022" not in text:
+        return text  # no mask run (what _MASK_RUN matches) in it
     parts, last = [], 0
     for run in _MASK_RUN.finditer(text):
         if run.start() < last:
@@ -131,7 +169,14 @@ def _mask_echoes(text: str, spellings: tuple[str, ...]) -> str:
     return "".join(parts)
 
 
-def _mask_fragments(run: str, fragments: frozenset[str]) -> str:
+def _mask_fragments(run: str, snapshot: _Snapshot) -> str:
+    blocks = snapshot.blocks
+    for i in range(0, len(run) - _BLOCK + 1, _BLOCK):
+        if run[i : i + _BLOCK] in blocks:
+            break
+    else:
+        return run  # no window of it can be a fragment
+    fragments = snapshot.fragments
     covered: list[tuple[int, int]] = []
     for i in range(len(run) - FRAGMENT_LENGTH + 1):
         if run[i : i + FRAGMENT_LENGTH] in fragments:
@@ -173,7 +218,7 @@ def hold_secret(value: str) -> None:
 
 def mask_secrets(text: str) -> str:
     """``text`` with every held secret value, and anything key-shaped, masked."""
-    return mask_key_shaped(HELD_SECRETS.mask(text))
+    return HELD_SECRETS.mask_all(text)
 
 
 @attrs.frozen(repr=False)

@@ -24,6 +24,14 @@ from assistant_service.entrypoints.settings import LogFormat, LogStream, Setting
 REDACTED = "[REDACTED]"
 _SECRET_KEY = re.compile(r"api[_-]?key|authorization|token|secret|password|cookie", re.IGNORECASE)
 _HANDLER_NAME = "assistant_service"
+# Fields the logging set-up writes itself (never from a caller or an upstream):
+# nothing to mask in them.
+_OWN_FIELDS = frozenset({"timestamp", "logger", "level", "severity"})
+# Whether a field name looks secret, by name: field names repeat on every line.
+_SECRET_NAMES: dict[str, bool] = {}
+_MAX_NAMES = 1024
+# Their INFO line per request repeats what openai.call says (and costs as much).
+_QUIET_LIBRARIES = ("httpx", "httpx2")
 
 
 def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
@@ -32,9 +40,21 @@ def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) 
     return event_dict
 
 
+def _secret_name(key: object) -> bool:
+    name = str(key)
+    known = _SECRET_NAMES.get(name)
+    if known is None:
+        known = _SECRET_KEY.search(name) is not None
+        if len(_SECRET_NAMES) < _MAX_NAMES:  # bounded: past it, names are just looked at
+            _SECRET_NAMES[name] = known
+    return known
+
+
 def _redact_mapping(mapping: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(mapping.items()):
-        if _SECRET_KEY.search(str(key)) and value is not None:
+        if key in _OWN_FIELDS:
+            continue
+        if value is not None and _secret_name(key):
             mapping[key] = REDACTED
         else:
             mapping[key] = _redact_value(value)
@@ -160,10 +180,13 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     hypercorn_error = logging.getLogger("hypercorn.error")
     hypercorn_error.handlers.clear()
     hypercorn_error.propagate = True
+    for name in _QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
+            # First: a line below the level costs one check, not a context merge.
             structlog.stdlib.filter_by_level,
+            structlog.contextvars.merge_contextvars,
             structlog.stdlib.add_logger_name,
             structlog.stdlib.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),

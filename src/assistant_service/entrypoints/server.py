@@ -34,6 +34,7 @@ from quart import Quart
 
 from assistant_service.domain.errors import ConfigurationError
 from assistant_service.entrypoints.composition import services_from_settings
+from assistant_service.entrypoints.event_loop import resolve_loop, run_loop
 from assistant_service.entrypoints.http.app import create_app, edge_state
 from assistant_service.entrypoints.logs import configure_logging
 from assistant_service.entrypoints.metrics_server import (
@@ -42,6 +43,7 @@ from assistant_service.entrypoints.metrics_server import (
     worker_ended,
 )
 from assistant_service.entrypoints.settings import (
+    EventLoop,
     Settings,
     SettingsError,
     StateStoreKind,
@@ -93,6 +95,7 @@ async def serve(
         app = create_app(await services_from_settings(settings))
     log.info(
         "server.starting",
+        loop=_running_loop_name(),
         environment=settings.environment.value,
         backend=settings.backend.value,
         max_concurrent_runs=settings.max_concurrent_runs,
@@ -129,6 +132,11 @@ async def serve(
     log.info("server.stopped")
 
 
+def _running_loop_name() -> str:
+    loop_type = type(asyncio.get_running_loop())
+    return "uvloop" if loop_type.__module__.startswith("uvloop") else "asyncio"
+
+
 @contextlib.contextmanager
 def _signals_stop() -> Iterator[ShutdownTrigger]:
     """SIGTERM and SIGINT end the returned trigger's wait, while the block runs."""
@@ -155,10 +163,12 @@ def run_server(
     """Serve in this process (``workers == 1``) or in ``workers`` spawned processes.
 
     With ``reload`` (the files and directories to watch) one spawned worker
-    serves and is replaced whenever one of them changes.
+    serves and is replaced whenever one of them changes. Every worker runs on
+    ``settings.event_loop``.
     Raises ``SettingsError`` for several workers on the in-memory state store:
     each process would hold conversations the others cannot see; and
-    ``ConfigurationError`` when the address cannot be listened on (a busy port).
+    ``ConfigurationError`` when the address cannot be listened on (a busy port)
+    or when uvloop is asked for and not installed.
     """
     if workers > 1 and settings.state_store is StateStoreKind.MEMORY:
         raise SettingsError(
@@ -167,6 +177,7 @@ def run_server(
         )
     if reload is not None and workers > 1:
         raise SettingsError("--reload runs one worker: leave --workers out")
+    event_loop = resolve_loop(settings.event_loop)
     config = hypercorn_config(settings, host, port)
     sockets = _bind(host, port)
     try:
@@ -174,11 +185,11 @@ def run_server(
             stop_metrics = serve_metrics_port(settings, host)
             try:
                 if reload is not None:
-                    return _run_workers(config, sockets, 1, watch=_Watcher(reload))
+                    return _run_workers(config, sockets, 1, watch=_Watcher(reload), loop=event_loop)
                 if workers <= 1:
-                    asyncio.run(serve(settings, config, sockets=sockets))
+                    run_loop(serve(settings, config, sockets=sockets), event_loop)
                     return 0
-                return _run_workers(config, sockets, workers)
+                return _run_workers(config, sockets, workers, loop=event_loop)
             finally:
                 if stop_metrics is not None:
                     stop_metrics()
@@ -240,7 +251,12 @@ class _Watcher:
 
 
 def _run_workers(
-    config: Config, sockets: Sockets, workers: int, *, watch: _Watcher | None = None
+    config: Config,
+    sockets: Sockets,
+    workers: int,
+    *,
+    watch: _Watcher | None = None,
+    loop: EventLoop = EventLoop.ASYNCIO,
 ) -> int:
     # Each worker re-reads the environment: settings hold a Secret, which never pickles.
     context = multiprocessing.get_context("spawn")
@@ -253,7 +269,7 @@ def _run_workers(
 
     while True:
         processes = [
-            context.Process(target=_worker, args=(config.bind, sockets, stop), daemon=True)
+            context.Process(target=_worker, args=(config.bind, sockets, stop, loop), daemon=True)
             for _ in range(workers)
         ]
         # Children inherit "ignore" (a spawned interpreter keeps an ignored SIGINT
@@ -298,7 +314,7 @@ def _wait_for(
     return reloading
 
 
-def _worker(bind: list[str], sockets: Sockets, stop: ProcessEvent) -> None:
+def _worker(bind: list[str], sockets: Sockets, stop: ProcessEvent, loop: EventLoop) -> None:
     settings = load_settings()
     configure_logging(settings)
     host, _, port = bind[0].rpartition(":")
@@ -309,4 +325,4 @@ def _worker(bind: list[str], sockets: Sockets, stop: ProcessEvent) -> None:
         while not stop.is_set():  # noqa: ASYNC110
             await asyncio.sleep(_POLL_SECONDS)
 
-    asyncio.run(serve(settings, config, sockets=sockets, shutdown_trigger=stopped))
+    run_loop(serve(settings, config, sockets=sockets, shutdown_trigger=stopped), loop)

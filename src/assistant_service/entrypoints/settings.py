@@ -72,6 +72,14 @@ class Switch(str, enum.Enum):
     OFF = "off"
 
 
+class EventLoop(str, enum.Enum):
+    """The server's event loop; ``auto``: uvloop when it is installed, else asyncio."""
+
+    AUTO = "auto"
+    ASYNCIO = "asyncio"
+    UVLOOP = "uvloop"
+
+
 class StateStoreKind(str, enum.Enum):
     MEMORY = "memory"
     REDIS = "redis"
@@ -145,6 +153,8 @@ class Settings:
     max_message_length: int = 32_000
     max_ws_message_bytes: int = 262_144
     max_concurrent_runs: int = 64
+    # The server's event loop: uvloop when installed (auto), or asyncio; the CLI's --loop overrides it.
+    event_loop: EventLoop = EventLoop.AUTO
     # Cloud Run kills 10 s after SIGTERM: leave time to close after the runs end.
     graceful_timeout: float = 8.0
     ws_ping_interval: float = 20.0
@@ -287,6 +297,7 @@ def _expected(field: attrs.Attribute[Any], error: BaseException) -> str:
         StateStoreKind,
         Environment,
         Switch,
+        EventLoop,
     ):
         if kind.__name__ in text:
             return "one of " + "|".join(member.value for member in kind)
@@ -393,6 +404,7 @@ _LOWERCASE = frozenset(
         "state_store",
         "metrics",
         "playground",
+        "event_loop",
     }
 )
 

@@ -91,3 +91,21 @@ def test_exceptions_are_rendered_in_the_line(configure):
     line = json.loads(buffer.getvalue())
     assert line["severity"] == "ERROR"
     assert "ValueError: boom" in line["exception"]
+
+
+def test_the_http_clients_request_lines_are_left_out_but_not_their_warnings(configure):
+    # openai.call already logs every upstream call; httpx2's INFO line repeated it.
+    buffer = configure()
+    logging.getLogger("httpx2").info("HTTP Request: POST http://upstream/v1/chat/completions")
+    logging.getLogger("httpx2").warning("something is off")
+    [line] = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    assert line["message"] == "something is off"
+
+
+def test_a_secret_looking_field_is_redacted_every_time(configure):
+    # Field names' verdicts are remembered: the second line must be judged the same.
+    buffer = configure()
+    for _ in range(2):
+        structlog.get_logger("native").info("call", api_token="abc", route="/chat")
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    assert [(line["api_token"], line["route"]) for line in lines] == [("[REDACTED]", "/chat")] * 2

@@ -18,6 +18,8 @@ from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import Conversation
 from assistant_service.domain.runs import RunRecord
 
+# One encoder for every item and event: json.dumps with options builds one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
 # Run records as JSON: attrs classes as objects, enums as their values, tuples as lists.
 _RUNS = cattrs.Converter()
 
@@ -28,7 +30,7 @@ def encode_item(item: Mapping[str, Any]) -> str:
     The text is ASCII (non-ASCII characters are escaped): its length is its size in bytes.
     """
     try:
-        return json.dumps(item, separators=(",", ":"))
+        return _COMPACT(item)
     except (TypeError, ValueError) as error:
         raise InvalidInputError(f"conversation items must be JSON: {error}") from None
 
@@ -86,7 +88,7 @@ def encode_events(events: Sequence[Mapping[str, Any]]) -> list[tuple[int, str]]:
 
 
 def encode_run(record: RunRecord) -> str:
-    return json.dumps(_RUNS.unstructure(record), separators=(",", ":"))
+    return _COMPACT(_RUNS.unstructure(record))
 
 
 def decode_run(text: str | bytes) -> RunRecord:

@@ -7,10 +7,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 import assistant_service
 from assistant_service.domain.errors import ConfigurationError
 from assistant_service.entrypoints.logs import configure_logging
-from assistant_service.entrypoints.settings import Settings, load_settings
+from assistant_service.entrypoints.settings import EventLoop, Settings, load_settings
 
 # The modules of the [server] extra; any other missing module is a bug, not a user error.
 _SERVER_EXTRA = frozenset({"hypercorn", "quart", "werkzeug", "h11", "h2", "wsproto"})
@@ -33,6 +35,11 @@ def add_commands(subparsers: Any) -> None:
         action="store_true",
         help="development: restart when the package, ASSISTANTS_DIR or CONFIG_DIR change",
     )
+    parser.add_argument(
+        "--loop",
+        choices=[loop.value for loop in EventLoop],
+        help="event loop: uvloop when installed (auto), or asyncio (default: EVENT_LOOP or auto)",
+    )
     parser.set_defaults(handler=_serve)
 
 
@@ -48,6 +55,8 @@ def _serve(args: argparse.Namespace) -> int:
             f"serve needs the server extra ({error.name} is not installed): "
             "pip install 'assistant-service[server]'"
         ) from error
+    if args.loop is not None:
+        settings = attrs.evolve(settings, event_loop=EventLoop(args.loop))
     configure_logging(settings)
     return run_server(
         settings,

@@ -359,6 +359,10 @@ def internal_error_event(correlation_id: str) -> dict[str, Any]:
     }
 
 
+# One encoder for every event: json.dumps with options builds a new one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def dumps(payload: Any) -> str:
     """Compact JSON, with every held secret value and key-shaped text masked.
 
@@ -366,7 +370,7 @@ def dumps(payload: Any) -> str:
     upstream that echoes a secret (in an error, an event, a message) never
     gets it to a client. Non-ASCII is escaped so any text is safe on every transport.
     """
-    return json.dumps(masked(payload), separators=(",", ":"))
+    return _COMPACT(masked(payload))
 
 
 def masked(payload: Any) -> Any:

@@ -73,6 +73,11 @@ class CorrelationMiddleware:
 
     app: ASGIApp
     stopping: anyio.Event | None = None
+    # The requests in flight, and those ended because ``stopping`` was set: one
+    # watcher ends them all, rather than a task group and a task per request.
+    _open: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
+    _ended: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
+    _watcher: asyncio.Task[None] | None = attrs.field(default=None, init=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in {"http", "websocket"}:
@@ -118,16 +123,39 @@ class CorrelationMiddleware:
         if self.stopping is None:
             await _disconnect_on_cancel(self.app, scope, receive, send)
             return
-        stopping = self.stopping
-        async with anyio.create_task_group() as group:
-
-            async def end_when_stopping() -> None:
-                await stopping.wait()
-                group.cancel_scope.cancel()
-
-            group.start_soon(end_when_stopping)
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover -- ASGI servers call apps in tasks
+            raise RuntimeError("the correlation middleware must run in a task")
+        self._watch(self.stopping)
+        self._open.add(task)
+        try:
+            if self.stopping.is_set():
+                self._end(task)  # came after the others were ended: ended the same way
             await _disconnect_on_cancel(self.app, scope, receive, send)
-            group.cancel_scope.cancel()
+        except asyncio.CancelledError:
+            if task not in self._ended:
+                raise
+            # Our own cancellation, and it is handled: the request ended as a disconnect.
+            if hasattr(task, "uncancel"):
+                task.uncancel()
+        finally:
+            self._open.discard(task)
+            self._ended.discard(task)
+
+    def _watch(self, stopping: anyio.Event) -> None:
+        """Start the one task that ends every open request once ``stopping`` is set."""
+        watcher = self._watcher
+        if watcher is None or watcher.get_loop() is not asyncio.get_running_loop():
+            self._watcher = asyncio.ensure_future(self._end_all_when(stopping))
+
+    async def _end_all_when(self, stopping: anyio.Event) -> None:
+        await stopping.wait()
+        for task in list(self._open):
+            self._end(task)
+
+    def _end(self, task: asyncio.Task[Any]) -> None:
+        self._ended.add(task)
+        task.cancel()
 
 
 # How long a cancelled request waits for the app to finish its disconnect.

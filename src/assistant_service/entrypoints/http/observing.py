@@ -87,13 +87,29 @@ def register_observability(app: Quart, observability: Observability) -> None:
         return Response(exposition(observability.metrics_registry), content_type=CONTENT_TYPE)
 
 
+# Templates of paths already matched (/chat, /start, /stream repeat on every turn):
+# at most this many, forgotten all at once when full.
+_KNOWN_PATHS = 1024
+
+
 @attrs.define
 class RouteTemplates:
     """The template of the rule a request matches (``/threads/<thread_id>/messages``)."""
 
     _app: Quart
+    _known: dict[tuple[str, str, str], str] = attrs.field(factory=dict, init=False)
 
     def of(self, scope: MutableMapping[str, Any]) -> str:
+        key = (scope["type"], str(scope.get("method", "GET")), str(scope.get("path", "/")))
+        template = self._known.get(key)
+        if template is None:
+            template = self._match(scope)
+            if len(self._known) >= _KNOWN_PATHS:
+                self._known.clear()
+            self._known[key] = template
+        return template
+
+    def _match(self, scope: MutableMapping[str, Any]) -> str:
         websocket = scope["type"] == "websocket"
         adapter = self._app.url_map.bind("localhost")
         try:
