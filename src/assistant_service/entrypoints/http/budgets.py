@@ -33,11 +33,11 @@ from assistant_service.domain.errors import AssistantServiceError
 from assistant_service.domain.models import Usage
 from assistant_service.domain.tools import ToolCall
 from assistant_service.entrypoints.http.limiting import (
-    BudgetExhaustedError,
     describe_failure,
     seconds_until,
     storage_failures,
 )
+from assistant_service.entrypoints.http.refusals import BudgetExhaustedError
 from assistant_service.ports.observer import (
     HttpRequest,
     RunInfo,

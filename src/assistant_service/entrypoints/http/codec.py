@@ -38,7 +38,7 @@ from assistant_service.domain.models import HistoryPage, RunResult
 from assistant_service.domain.runs import ApprovalDecision, RunRecord
 from assistant_service.domain.secrets import mask_secrets
 from assistant_service.domain.tools import ToolCall, ToolOutcome
-from assistant_service.entrypoints.http.limiting import TooManyRequestsError
+from assistant_service.entrypoints.http.refusals import TooManyRequestsError
 
 T = TypeVar("T")
 

@@ -31,7 +31,7 @@ from assistant_service.domain.errors import (
 )
 from assistant_service.entrypoints.http.auth import ForbiddenError, UnauthenticatedError
 from assistant_service.entrypoints.http.codec import MalformedRequestError, dumps, error_payload
-from assistant_service.entrypoints.http.limiting import TooManyRequestsError
+from assistant_service.entrypoints.http.refusals import TooManyRequestsError
 
 log = structlog.get_logger(__name__)
 

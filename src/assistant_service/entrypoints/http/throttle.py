@@ -37,12 +37,9 @@ from assistant_service.entrypoints.http.client_address import (
     client_address,
     client_identity,
 )
-from assistant_service.entrypoints.http.limiting import (
-    Quota,
-    RequestLimiter,
-    TooManyRequestsError,
-)
+from assistant_service.entrypoints.http.limiting import RequestLimiter
 from assistant_service.entrypoints.http.observing import METRICS_PATH
+from assistant_service.entrypoints.http.refusals import Quota, TooManyRequestsError
 from assistant_service.ports.observer import Observer
 
 if TYPE_CHECKING:
