@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import json
 import shutil
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,6 +100,7 @@ def live_server(built: Services) -> Iterator[LiveServer]:
     thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
     thread.start()
     ready.wait(10)
+    _wait_until_listening(port)
     try:
         yield LiveServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}")
     finally:
@@ -106,6 +109,23 @@ def live_server(built: Services) -> Iterator[LiveServer]:
         thread.join(10)
         for sock in sockets.insecure_sockets:
             sock.close()
+
+
+def _wait_until_listening(port: int, timeout: float = 10.0) -> None:
+    """Return once the server accepts connections: its sockets listen only once it serves."""
+    deadline = time.monotonic() + timeout
+    while not _accepts(port):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the live server on port {port} did not listen in {timeout} s")
+        time.sleep(0.02)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+    except OSError:
+        return False
+    return True
 
 
 @pytest.fixture(scope="module")

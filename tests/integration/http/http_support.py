@@ -22,3 +22,15 @@ def sse_events(raw: bytes) -> list[dict[str, Any]]:
             assert payload["type"] == lines["event"]
             events.append(payload)
     return events
+
+
+async def open_socket(client: Any, path: str, **kwargs: Any) -> None:
+    """Open a WebSocket, send a frame and read the answer.
+
+    A refused handshake raises Quart's ``WebsocketResponseError`` here, once its
+    refusal arrives (a check that awaits a store takes a moment): sending a frame
+    and leaving at once could cancel the check before it answers.
+    """
+    async with client.websocket(path, **kwargs) as socket:
+        await socket.send("{}")
+        await socket.receive()

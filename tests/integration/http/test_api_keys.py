@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 import pytest
-from http_support import start
+from http_support import open_socket, start
 from quart.testing.connections import WebsocketResponseError
 
 from assistant_service.adapters.state.memory import InMemoryStateStore
@@ -95,8 +95,7 @@ async def test_a_websocket_authenticates_with_the_headers(client):
 
 async def test_a_websocket_without_a_key_is_refused(client):
     with pytest.raises(WebsocketResponseError) as refused:
-        async with client.websocket("/stream") as socket:
-            await socket.send("{}")
+        await open_socket(client, "/stream")
     assert refused.value.response.status_code == 401
     assert refused.value.response.headers["WWW-Authenticate"].startswith("Bearer")
 
@@ -118,8 +117,7 @@ async def test_a_ticket_opens_one_socket_once(client):
         await socket.send(json.dumps({"thread_id": thread_id, "message": "hi"}))
         assert (await receive(socket))["type"] == "run.started"
     with pytest.raises(WebsocketResponseError) as used:
-        async with client.websocket(f"/stream?ticket={ticket}") as socket:
-            await socket.send("{}")
+        await open_socket(client, f"/stream?ticket={ticket}")
     assert used.value.response.status_code == 401
     assert (await client.post("/ws-tickets")).status_code == 401
 

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import attrs
 import pytest
-from http_support import start
+from http_support import open_socket, start
 from quart.testing.connections import WebsocketResponseError
 
 from assistant_service.adapters.llm.scripted import call_tool, call_tools, reply
@@ -77,8 +77,7 @@ async def test_every_route_but_health_and_pages_is_401_without_a_key(client):
         path = concrete(rule.rule, thread_id="thread_x", run_id="run_x")
         if rule.websocket:
             with pytest.raises(WebsocketResponseError) as refused:
-                async with client.websocket(path) as socket:
-                    await socket.send("{}")
+                await open_socket(client, path)
             response = refused.value.response
             assert response.status_code == 401, path
             checked.append(("WS", rule.rule))

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 import pytest
-from http_support import start
+from http_support import open_socket, start
 from quart.testing.connections import WebsocketResponseError
 
 from assistant_service.entrypoints.http.auth import ApiKeys
@@ -136,8 +136,7 @@ async def test_the_open_api_document_has_one_allow_origin_header(client):
 
 async def refused_handshake(client: Any, headers: dict[str, str]) -> Any:
     with pytest.raises(WebsocketResponseError) as refused:
-        async with client.websocket("/stream", headers=headers) as socket:
-            await socket.send("{}")
+        await open_socket(client, "/stream", headers=headers)
     return refused.value.response
 
 

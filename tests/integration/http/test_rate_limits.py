@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import attrs
 import pytest
+from http_support import open_socket
 from openapi_spec_validator import validate
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -278,8 +279,7 @@ async def test_a_websocket_counts_at_its_handshake_and_for_each_stream_frame(ser
             assert answer.get("code") != "rate_limited"
 
         with pytest.raises(WebsocketResponseError) as handshake:
-            async with client.websocket("/stream", scope_base=peer("203.0.113.7")) as socket:
-                await socket.send("{}")
+            await open_socket(client, "/stream", scope_base=peer("203.0.113.7"))
         response = handshake.value.response
         assert response.status_code == 429
         window_seconds(response.headers["Retry-After"], HOUR)

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 import pytest
-from http_support import start
+from http_support import open_socket, start
 from quart import Quart
 from quart.testing.connections import WebsocketResponseError
 
@@ -59,8 +59,7 @@ async def test_a_ticket_from_one_instance_opens_a_socket_on_another_once(instanc
         assert json.loads(await socket.receive())["type"] == "run.started"
     for client in (first, second):
         with pytest.raises(WebsocketResponseError) as used:
-            async with client.websocket(f"/stream?ticket={ticket}") as socket:
-                await socket.send("{}")
+            await open_socket(client, f"/stream?ticket={ticket}")
         assert used.value.response.status_code == 401
 
 
