@@ -45,6 +45,14 @@ async def test_requests_without_a_valid_key_are_401_with_a_bearer_challenge(clie
         assert (await response.get_json())["error"]["code"] == "unauthenticated"
 
 
+async def test_a_missing_key_is_told_where_to_put_one(client):
+    # The hint must survive the shape-based masking ("Bearer <key>" once came out "Bearer ***").
+    message = (await (await client.get("/start")).get_json())["error"]["message"]
+    assert "***" not in message
+    assert "Authorization" in message
+    assert "X-API-Key" in message
+
+
 async def test_health_stays_open(client):
     assert (await client.get("/healthz")).status_code == 200
     assert (await client.get("/readyz")).status_code == 200

@@ -70,7 +70,7 @@ def _authenticate(services: Services, key: str | None) -> ApiKey:
         log.info("auth.refused", reason="missing" if key is None else "unknown")
         services.observability.observer.refused(UnauthenticatedError.code)
         raise UnauthenticatedError(
-            "an API key is required: Authorization: Bearer <key> or X-API-Key"
+            "an API key is required: in X-API-Key, or in Authorization with the scheme Bearer"
             if key is None
             else "the API key is not valid"
         )
