@@ -38,8 +38,6 @@ log = structlog.get_logger(__name__)
 
 _SEQ = re.compile(r"[0-9]{1,12}")
 RUN = "/threads/<thread_id>/runs/<run_id>"
-# Events produced while earlier ones are still being sent wait at most this many.
-SSE_BACKLOG = 64
 
 
 def json_response(body: Any, status: int = 200) -> Response:
