@@ -56,7 +56,10 @@ class RunGuard:
     _clock: Callable[[], float] = attrs.field(alias="clock", default=time.monotonic)
     _renewed_at: float = attrs.field(init=False)
     _polled_at: float = attrs.field(init=False)
-    _cancelled: anyio.Event = attrs.field(factory=anyio.Event, init=False)
+    _cancelled: bool = attrs.field(default=False, init=False)
+    # Made only while a long wait runs beside the guard (see :meth:`beside`): most
+    # runs never wait on it, and an event per run showed in every turn's profile.
+    _cancel_heard: anyio.Event | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._renewed_at = self._polled_at = self._clock()
@@ -67,11 +70,13 @@ class RunGuard:
 
     def cancel(self) -> None:
         """Ask the run to stop (from this process): it stops at its next check."""
-        self._cancelled.set()
+        self._cancelled = True
+        if self._cancel_heard is not None:
+            self._cancel_heard.set()
 
     async def tick(self) -> None:
         """Renew the lease if due, check for a cancel request; raise what either found."""
-        if self._cancelled.is_set():
+        if self._cancelled:
             raise RunCancelledSignal
         now = self._clock()
         if now - self._renewed_at >= self.interval:
@@ -79,7 +84,7 @@ class RunGuard:
         if self._remote_cancelled is not None and now - self._polled_at >= CANCEL_POLL_INTERVAL:
             self._polled_at = now
             if await self._remote_cancelled():
-                self._cancelled.set()
+                self.cancel()
                 raise RunCancelledSignal
 
     async def beside(self, wait: Callable[[], Awaitable[T]]) -> T:
@@ -89,12 +94,17 @@ class RunGuard:
         that error (or :class:`RunCancelledSignal`) raised.
         """
         failure: list[Exception] = []
+        if self._cancel_heard is None:
+            self._cancel_heard = anyio.Event()
+            if self._cancelled:
+                self._cancel_heard.set()
+        heard = self._cancel_heard
         async with anyio.create_task_group() as group:
 
             async def watch() -> None:
                 while True:
                     with anyio.move_on_after(self._next_check()):
-                        await self._cancelled.wait()
+                        await heard.wait()
                     try:
                         await self.tick()
                     except (AssistantServiceError, RunCancelledSignal) as error:
@@ -137,7 +147,7 @@ async def released_at_exit(
     try:
         yield
     finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(give_up_after):
+        with anyio.move_on_after(give_up_after, shield=True):
             try:
                 await lock.release(lease)
             except AssistantServiceError as error:

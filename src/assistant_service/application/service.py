@@ -355,14 +355,14 @@ class AssistantService:
                         final = numbered
                         # Before anyone sees the final event (here or resumed on another
                         # instance): the run is recorded as ended and its conversation free.
-                        with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT):
+                        with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
                             await self._conclude(record, final, lease)
                             recorded = True
                     await self._publish(publisher, numbered)
                     yield numbered
         finally:
             del self._guards[run_id]
-            with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT):
+            with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
                 await self._finish(publisher, record, final, recorded=recorded)
 
     @property
