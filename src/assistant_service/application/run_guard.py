@@ -135,27 +135,47 @@ class RunGuard:
             await self._heartbeat()
 
 
+@attrs.define
+class LeaseRelease:
+    """Releases a run's lease once: when the run ends, or else when its block exits."""
+
+    _lock: RunLock = attrs.field(alias="lock")
+    lease: Lease
+    released: bool = attrs.field(default=False, init=False)
+
+    async def release(self) -> None:
+        """Release the lease now (once); raises what the store raised (the exit tries again)."""
+        if not self.released:
+            await self._lock.release(self.lease)
+            self.released = True
+
+
 @asynccontextmanager
 async def released_at_exit(
     lock: RunLock, lease: Lease, give_up_after: float
-) -> AsyncIterator[None]:
+) -> AsyncIterator[LeaseRelease]:
     """Release ``lease`` when the block ends, however it ends (even when cancelled).
 
-    A release that fails or takes longer than ``give_up_after`` seconds is given up: the
-    lease lapses at its ttl, and the conversation is free again then.
+    Unless the block released it already through the :class:`LeaseRelease` it is
+    given (a run frees its conversation as it ends): a second release would be a
+    round trip to the shared store for nothing. A release that fails or takes
+    longer than ``give_up_after`` seconds is given up: the lease lapses at its
+    ttl, and the conversation is free again then.
     """
+    handle = LeaseRelease(lock=lock, lease=lease)
     try:
-        yield
+        yield handle
     finally:
-        with anyio.move_on_after(give_up_after, shield=True):
-            try:
-                await lock.release(lease)
-            except AssistantServiceError as error:
-                log.warning(
-                    "lease.release_failed",
-                    extra={
-                        "conversation_id": lease.conversation_id,
-                        "run_id": lease.holder,
-                        "error_code": error.code,
-                    },
-                )
+        if not handle.released:
+            with anyio.move_on_after(give_up_after, shield=True):
+                try:
+                    await handle.release()
+                except AssistantServiceError as error:
+                    log.warning(
+                        "lease.release_failed",
+                        extra={
+                            "conversation_id": lease.conversation_id,
+                            "run_id": lease.holder,
+                            "error_code": error.code,
+                        },
+                    )
