@@ -56,7 +56,10 @@ class RunGuard:
     _clock: Callable[[], float] = attrs.field(alias="clock", default=time.monotonic)
     _renewed_at: float = attrs.field(init=False)
     _polled_at: float = attrs.field(init=False)
-    _cancelled: anyio.Event = attrs.field(factory=anyio.Event, init=False)
+    _cancelled: bool = attrs.field(default=False, init=False)
+    # Made only while a long wait runs beside the guard (see :meth:`beside`): most
+    # runs never wait on it, and an event per run showed in every turn's profile.
+    _cancel_heard: anyio.Event | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._renewed_at = self._polled_at = self._clock()
@@ -67,11 +70,13 @@ class RunGuard:
 
     def cancel(self) -> None:
         """Ask the run to stop (from this process): it stops at its next check."""
-        self._cancelled.set()
+        self._cancelled = True
+        if self._cancel_heard is not None:
+            self._cancel_heard.set()
 
     async def tick(self) -> None:
         """Renew the lease if due, check for a cancel request; raise what either found."""
-        if self._cancelled.is_set():
+        if self._cancelled:
             raise RunCancelledSignal
         now = self._clock()
         if now - self._renewed_at >= self.interval:
@@ -79,7 +84,7 @@ class RunGuard:
         if self._remote_cancelled is not None and now - self._polled_at >= CANCEL_POLL_INTERVAL:
             self._polled_at = now
             if await self._remote_cancelled():
-                self._cancelled.set()
+                self.cancel()
                 raise RunCancelledSignal
 
     async def beside(self, wait: Callable[[], Awaitable[T]]) -> T:
@@ -89,12 +94,17 @@ class RunGuard:
         that error (or :class:`RunCancelledSignal`) raised.
         """
         failure: list[Exception] = []
+        if self._cancel_heard is None:
+            self._cancel_heard = anyio.Event()
+            if self._cancelled:
+                self._cancel_heard.set()
+        heard = self._cancel_heard
         async with anyio.create_task_group() as group:
 
             async def watch() -> None:
                 while True:
                     with anyio.move_on_after(self._next_check()):
-                        await self._cancelled.wait()
+                        await heard.wait()
                     try:
                         await self.tick()
                     except (AssistantServiceError, RunCancelledSignal) as error:
@@ -125,27 +135,47 @@ class RunGuard:
             await self._heartbeat()
 
 
+@attrs.define
+class LeaseRelease:
+    """Releases a run's lease once: when the run ends, or else when its block exits."""
+
+    _lock: RunLock = attrs.field(alias="lock")
+    lease: Lease
+    released: bool = attrs.field(default=False, init=False)
+
+    async def release(self) -> None:
+        """Release the lease now (once); raises what the store raised (the exit tries again)."""
+        if not self.released:
+            await self._lock.release(self.lease)
+            self.released = True
+
+
 @asynccontextmanager
 async def released_at_exit(
     lock: RunLock, lease: Lease, give_up_after: float
-) -> AsyncIterator[None]:
+) -> AsyncIterator[LeaseRelease]:
     """Release ``lease`` when the block ends, however it ends (even when cancelled).
 
-    A release that fails or takes longer than ``give_up_after`` seconds is given up: the
-    lease lapses at its ttl, and the conversation is free again then.
+    Unless the block released it already through the :class:`LeaseRelease` it is
+    given (a run frees its conversation as it ends): a second release would be a
+    round trip to the shared store for nothing. A release that fails or takes
+    longer than ``give_up_after`` seconds is given up: the lease lapses at its
+    ttl, and the conversation is free again then.
     """
+    handle = LeaseRelease(lock=lock, lease=lease)
     try:
-        yield
+        yield handle
     finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(give_up_after):
-            try:
-                await lock.release(lease)
-            except AssistantServiceError as error:
-                log.warning(
-                    "lease.release_failed",
-                    extra={
-                        "conversation_id": lease.conversation_id,
-                        "run_id": lease.holder,
-                        "error_code": error.code,
-                    },
-                )
+        if not handle.released:
+            with anyio.move_on_after(give_up_after, shield=True):
+                try:
+                    await handle.release()
+                except AssistantServiceError as error:
+                    log.warning(
+                        "lease.release_failed",
+                        extra={
+                            "conversation_id": lease.conversation_id,
+                            "run_id": lease.holder,
+                            "error_code": error.code,
+                        },
+                    )

@@ -19,7 +19,7 @@ from assistant_service.application.history import (
     page_of,
 )
 from assistant_service.application.observing import NO_OBSERVER, observed_run
-from assistant_service.application.run_guard import RunGuard, released_at_exit
+from assistant_service.application.run_guard import LeaseRelease, RunGuard, released_at_exit
 from assistant_service.application.run_loop import Resumption, new_run_id, run_turn
 from assistant_service.application.run_publishing import EventPublisher
 from assistant_service.domain.errors import (
@@ -154,13 +154,13 @@ class AssistantService:
         _check_message(message, profile)
         run_id = run_id or new_run_id()
         lease = await self._state.acquire(conversation.id, run_id, self.lock_ttl)
-        async with released_at_exit(self._state, lease, CLEANUP_TIMEOUT):
+        async with released_at_exit(self._state, lease, CLEANUP_TIMEOUT) as release:
             latest = await self._state.latest_run(conversation.id)
             if latest is not None and latest.awaits_decision:
                 superseded = attrs.evolve(latest, resumed_by=run_id)
                 await self._state.save_run(superseded, self.events_ttl)
             async with aclosing(
-                self._run(conversation, profile, lease, run_id, message=message)
+                self._run(conversation, profile, release, run_id, message=message)
             ) as events:
                 async for event in events:
                     yield event
@@ -186,7 +186,7 @@ class AssistantService:
         chosen = _check_decisions(stopped, decisions)
         new_id = new_run_id()
         lease = await self._state.acquire(conversation.id, new_id, self.lock_ttl)
-        async with released_at_exit(self._state, lease, CLEANUP_TIMEOUT):
+        async with released_at_exit(self._state, lease, CLEANUP_TIMEOUT) as release:
             # Read again under the lease: a decision or a message may have come first.
             stopped = await self._record(conversation.id, run_id)
             if not stopped.awaits_decision:
@@ -199,7 +199,7 @@ class AssistantService:
                 decisions=chosen,
             )
             async with aclosing(
-                self._run(conversation, profile, lease, new_id, resumption=resumption)
+                self._run(conversation, profile, release, new_id, resumption=resumption)
             ) as events:
                 async for event in events:
                     yield event
@@ -302,13 +302,14 @@ class AssistantService:
         self,
         conversation: Conversation,
         profile: AssistantProfile,
-        lease: Any,
+        release: LeaseRelease,
         run_id: str,
         *,
         message: str | None = None,
         resumption: Resumption | None = None,
     ) -> AsyncGenerator[RunEvent, None]:
-        """One run under ``lease``: numbered, logged, recorded, cancellable."""
+        """One run under ``release.lease``: numbered, logged, recorded, cancellable."""
+        lease = release.lease
         record = RunRecord(
             run_id, conversation.id, resumes=resumption.resumes if resumption else None
         )
@@ -355,14 +356,14 @@ class AssistantService:
                         final = numbered
                         # Before anyone sees the final event (here or resumed on another
                         # instance): the run is recorded as ended and its conversation free.
-                        with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT):
-                            await self._conclude(record, final, lease)
+                        with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
+                            await self._conclude(record, final, release)
                             recorded = True
                     await self._publish(publisher, numbered)
                     yield numbered
         finally:
             del self._guards[run_id]
-            with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT):
+            with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
                 await self._finish(publisher, record, final, recorded=recorded)
 
     @property
@@ -380,7 +381,7 @@ class AssistantService:
                 extra={"run_id": publisher.run_id, "error_code": error.code},
             )
 
-    async def _conclude(self, record: RunRecord, final: FinalEvent, lease: Any) -> None:
+    async def _conclude(self, record: RunRecord, final: FinalEvent, release: LeaseRelease) -> None:
         """Record how the run ended and free its conversation (its history is written)."""
         ended, ttl = self._ended(record, final)
         try:
@@ -390,7 +391,7 @@ class AssistantService:
                 "run.not_recorded", extra={"run_id": record.run_id, "error_code": error.code}
             )
         try:
-            await self._state.release(lease)
+            await release.release()
         except AssistantServiceError as error:  # released again at the run's exit
             log.warning(
                 "lease.release_failed", extra={"run_id": record.run_id, "error_code": error.code}

@@ -35,6 +35,7 @@ from quart import Quart
 from assistant_service.domain.errors import ConfigurationError
 from assistant_service.entrypoints.composition import services_from_settings
 from assistant_service.entrypoints.event_loop import resolve_loop, run_loop
+from assistant_service.entrypoints.heap import settle_heap
 from assistant_service.entrypoints.http.app import create_app, edge_state
 from assistant_service.entrypoints.logs import configure_logging
 from assistant_service.entrypoints.metrics_server import (
@@ -79,20 +80,25 @@ def hypercorn_config(settings: Settings, host: str, port: int) -> Config:
     return config
 
 
-async def serve(
+async def serve(  # noqa: PLR0913 -- keyword options of one server
     settings: Settings,
     config: Config,
     *,
     sockets: Sockets | None = None,
     shutdown_trigger: ShutdownTrigger | None = None,
     app: Quart | None = None,
+    own_process: bool = False,
 ) -> None:
     """Serve until ``shutdown_trigger`` returns (default: SIGTERM or SIGINT), then drain.
 
-    ``app`` defaults to the app of :func:`services_from_settings`.
+    ``app`` defaults to the app of :func:`services_from_settings`. With
+    ``own_process`` (the process does nothing but serve), the garbage collector
+    is set for serving once the app is built (see :func:`settle_heap`).
     """
     if app is None:
         app = create_app(await services_from_settings(settings))
+    if own_process:
+        settle_heap()
     log.info(
         "server.starting",
         loop=_running_loop_name(),
@@ -187,7 +193,7 @@ def run_server(
                 if reload is not None:
                     return _run_workers(config, sockets, 1, watch=_Watcher(reload), loop=event_loop)
                 if workers <= 1:
-                    run_loop(serve(settings, config, sockets=sockets), event_loop)
+                    run_loop(serve(settings, config, sockets=sockets, own_process=True), event_loop)
                     return 0
                 return _run_workers(config, sockets, workers, loop=event_loop)
             finally:
@@ -325,4 +331,7 @@ def _worker(bind: list[str], sockets: Sockets, stop: ProcessEvent, loop: EventLo
         while not stop.is_set():  # noqa: ASYNC110
             await asyncio.sleep(_POLL_SECONDS)
 
-    run_loop(serve(settings, config, sockets=sockets, shutdown_trigger=stopped), loop)
+    run_loop(
+        serve(settings, config, sockets=sockets, shutdown_trigger=stopped, own_process=True),
+        loop,
+    )

@@ -51,8 +51,9 @@ class _Grant:
 class _RunLog:
     texts: list[str] = attrs.field(factory=list)
     expires_at: float = math.inf
-    # Set and replaced at each append: readers waiting for more wake up.
-    grew: anyio.Event = attrs.field(factory=anyio.Event)
+    # Made by the first reader that waits, set and dropped at the next append: a
+    # run nobody follows makes none (one per append showed in every turn's profile).
+    grew: anyio.Event | None = None
 
 
 @attrs.define
@@ -194,8 +195,9 @@ class InMemoryStateStore:
         self._logs.move_to_end(run_id)
         log.texts.extend(texts)
         del log.texts[: max(0, len(log.texts) - self.max_run_events)]
-        log.grew.set()
-        log.grew = anyio.Event()
+        if log.grew is not None:
+            log.grew.set()
+            log.grew = None
         while len(self._logs) > self.max_runs:
             self._logs.popitem(last=False)
 
@@ -210,6 +212,8 @@ class InMemoryStateStore:
             log = self._logs[run_id] = _RunLog()  # a reader may come before the first event
             while len(self._logs) > self.max_runs:
                 self._logs.popitem(last=False)
+        if log.grew is None:
+            log.grew = anyio.Event()
         with anyio.move_on_after(wait):
             await log.grew.wait()
         return self._events_after(run_id, after, limit)
