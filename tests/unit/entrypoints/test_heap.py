@@ -11,7 +11,7 @@ import gc
 from assistant_service.entrypoints.heap import YOUNG_THRESHOLD, settle_heap
 before = gc.get_freeze_count()
 settle_heap()
-print(before, gc.get_freeze_count() > 0, gc.get_threshold()[0] == YOUNG_THRESHOLD)
+print(gc.get_freeze_count() > before, gc.get_threshold()[0] == YOUNG_THRESHOLD)
 """
 
 
@@ -19,4 +19,5 @@ def test_settle_heap_freezes_what_start_up_built_and_collects_young_objects_less
     done = subprocess.run(
         [sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True, timeout=60
     )
-    assert done.stdout.split() == ["0", "True", "True"]
+    # Something may have frozen objects before (a .pth hook of the environment, say).
+    assert done.stdout.split() == ["True", "True"]
