@@ -22,11 +22,23 @@ def fake_openai() -> Iterator[FakeOpenAI]:
         fake.stop()
 
 
+@pytest.fixture(params=["httpx", "aiohttp"])
+def openai_transport(request: pytest.FixtureRequest) -> str:
+    """Each HTTP transport the SDK's client can run on (``make_openai_client(transport=)``)."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def openai_client(fake_openai: FakeOpenAI) -> AsyncIterator[openai.AsyncOpenAI]:
-    """An ``AsyncOpenAI`` client for the fake: no retries, short timeouts."""
+async def openai_client(
+    fake_openai: FakeOpenAI, openai_transport: str
+) -> AsyncIterator[openai.AsyncOpenAI]:
+    """An ``AsyncOpenAI`` client for the fake, on each transport: no retries, short timeouts."""
     client = make_openai_client(
-        api_key=API_KEY, base_url=fake_openai.base_url, max_retries=0, timeout=5.0
+        api_key=API_KEY,
+        base_url=fake_openai.base_url,
+        max_retries=0,
+        timeout=5.0,
+        transport=openai_transport,  # type: ignore[arg-type]
     )
     try:
         yield client

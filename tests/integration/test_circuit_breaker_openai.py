@@ -130,10 +130,14 @@ async def test_a_4xx_between_faults_resets_the_count(fake_openai, model, breaker
 
 
 async def test_a_dropped_stream_a_timeout_and_a_malformed_reply_count_as_faults(
-    fake_openai, breaker
+    openai_transport, fake_openai, breaker
 ):
     client = make_openai_client(
-        api_key=API_KEY, base_url=fake_openai.base_url, max_retries=0, timeout=0.5
+        transport=openai_transport,
+        api_key=API_KEY,
+        base_url=fake_openai.base_url,
+        max_retries=0,
+        timeout=0.5,
     )
     try:
         model = CircuitBreakerModel(OpenAIResponsesModel(client, state="local"), breaker)

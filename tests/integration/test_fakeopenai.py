@@ -48,14 +48,16 @@ async def test_a_malformed_event_is_a_json_error_in_the_sdk(fake_openai, openai_
             pass
 
 
-async def test_the_sdk_retries_a_429_and_honours_retry_after_ms(fake_openai):
+async def test_the_sdk_retries_a_429_and_honours_retry_after_ms(openai_transport, fake_openai):
     fake_openai.script(
         "responses.create",
         error_reply(429, "slow down", headers={"retry-after-ms": "10"}),
         error_reply(429, "slow down", headers={"retry-after-ms": "10"}),
     )
     fake_openai.responses.turn(t.text("ok"))
-    client = make_openai_client(api_key=API_KEY, base_url=fake_openai.base_url, max_retries=2)
+    client = make_openai_client(
+        transport=openai_transport, api_key=API_KEY, base_url=fake_openai.base_url, max_retries=2
+    )
     async with client:
         stream = await client.responses.create(model="m", input="hi", stream=True)
         assert [e.type async for e in stream][-1] == "response.completed"

@@ -173,7 +173,9 @@ async def test_tool_outputs_continue_the_waiting_run(fake_openai, assistants, mo
     assert not fake_openai.requests_to("runs.list")
 
 
-async def test_the_service_runs_tools_through_the_assistants_backend(fake_openai, assistants):
+async def test_the_service_runs_tools_through_the_assistants_backend(
+    openai_transport, fake_openai, assistants
+):
     def get_forecast(city: str) -> str:
         """The forecast for a city."""
         return f"sunny in {city}"
@@ -184,7 +186,9 @@ async def test_the_service_runs_tools_through_the_assistants_backend(fake_openai
         calls(call("weather__get_forecast", json.dumps({"city": "Rome"}), "call_1")),
         reply("It is sunny in Rome."),
     )
-    client = make_openai_client(api_key=API_KEY, base_url=fake_openai.base_url, max_retries=0)
+    client = make_openai_client(
+        transport=openai_transport, api_key=API_KEY, base_url=fake_openai.base_url, max_retries=0
+    )
     async with client:
         service = AssistantService(
             model=OpenAIAssistantsModel(client=client),
@@ -291,9 +295,13 @@ async def test_a_429_before_the_stream_is_unavailable_with_retry_after(fake_open
     assert raised.value.retry_after == 7.0
 
 
-async def test_a_500_before_the_stream_is_retried_by_the_sdk(fake_openai, assistants):
+async def test_a_500_before_the_stream_is_retried_by_the_sdk(
+    openai_transport, fake_openai, assistants
+):
     assistants.play(reply("made it"))
-    client = make_openai_client(api_key=API_KEY, base_url=fake_openai.base_url, max_retries=1)
+    client = make_openai_client(
+        transport=openai_transport, api_key=API_KEY, base_url=fake_openai.base_url, max_retries=1
+    )
     async with client:
         model = OpenAIAssistantsModel(client=client)
         conversation = await model.open_conversation(PROFILE)
@@ -304,10 +312,16 @@ async def test_a_500_before_the_stream_is_retried_by_the_sdk(fake_openai, assist
     assert len(fake_openai.requests_to("runs.create")) == 2
 
 
-async def test_a_slow_server_fails_the_step_after_the_timeout(fake_openai, assistants):
+async def test_a_slow_server_fails_the_step_after_the_timeout(
+    openai_transport, fake_openai, assistants
+):
     assistants.play(RunStep(text="late", delay=1.0), reply("on time"))
     client = make_openai_client(
-        api_key=API_KEY, base_url=fake_openai.base_url, max_retries=0, timeout=0.2
+        transport=openai_transport,
+        api_key=API_KEY,
+        base_url=fake_openai.base_url,
+        max_retries=0,
+        timeout=0.2,
     )
     async with client:
         model = OpenAIAssistantsModel(client=client)
@@ -389,7 +403,9 @@ async def test_history_is_bounded_to_the_latest_messages_across_pages(
     ]
 
 
-async def test_the_service_limits_rounds_and_recovers_on_the_next_turn(fake_openai, assistants):
+async def test_the_service_limits_rounds_and_recovers_on_the_next_turn(
+    openai_transport, fake_openai, assistants
+):
     def ping() -> str:
         """Answer pong."""
         return "pong"
@@ -406,7 +422,9 @@ async def test_the_service_limits_rounds_and_recovers_on_the_next_turn(fake_open
     assistants.play(
         calls(call("t__ping")), calls(call("t__ping")), reply("Sorry, let us start again.")
     )
-    client = make_openai_client(api_key=API_KEY, base_url=fake_openai.base_url, max_retries=0)
+    client = make_openai_client(
+        transport=openai_transport, api_key=API_KEY, base_url=fake_openai.base_url, max_retries=0
+    )
     async with client:
         service = AssistantService(
             model=OpenAIAssistantsModel(client=client),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import aclosing
 
+import openai
 import pytest
 import structlog
 
@@ -32,7 +33,7 @@ from assistant_service.domain.tools import (
     ToolSpec,
 )
 from assistant_service.entrypoints.composition import services_from_settings
-from assistant_service.entrypoints.settings import load_settings
+from assistant_service.entrypoints.settings import SettingsError, load_settings
 from fakeopenai import API_KEY, SSEEvent, SSEReply, error_reply
 from fakeopenai.chat import ChatStep, chat_calls, chat_reply
 
@@ -227,7 +228,7 @@ async def test_usage_can_be_left_out_for_servers_that_reject_stream_options(
     assert "stream_options" not in sent(fake_openai)[-1]
 
 
-async def test_the_service_runs_tools_over_chat_completions(fake_openai, chat):
+async def test_the_service_runs_tools_over_chat_completions(openai_transport, fake_openai, chat):
     def get_forecast(city: str) -> str:
         """The forecast for a city."""
         return f"sunny in {city}"
@@ -235,7 +236,9 @@ async def test_the_service_runs_tools_over_chat_completions(fake_openai, chat):
     registry = FunctionToolRegistry()
     registry.register(get_forecast, namespace="weather")
     chat.play(chat_calls(("c1", "weather__get_forecast", '{"city": "Rome"}')), chat_reply("Sunny."))
-    client = make_openai_client(api_key=API_KEY, base_url=fake_openai.base_url, max_retries=0)
+    client = make_openai_client(
+        transport=openai_transport, api_key=API_KEY, base_url=fake_openai.base_url, max_retries=0
+    )
     async with client:
         state = InMemoryStateStore()
         service = AssistantService(
@@ -275,12 +278,14 @@ async def test_a_429_before_the_stream_is_unavailable_with_retry_after(fake_open
     assert raised.value.retry_after == 3.0
 
 
-async def test_a_500_before_the_stream_is_retried_by_the_sdk(fake_openai, chat):
+async def test_a_500_before_the_stream_is_retried_by_the_sdk(openai_transport, fake_openai, chat):
     chat.play(chat_reply("made it"))
     fake_openai.script(
         "chat.completions.create", error_reply(500, "oops", headers={"retry-after-ms": "1"})
     )
-    client = make_openai_client(api_key=API_KEY, base_url=fake_openai.base_url, max_retries=1)
+    client = make_openai_client(
+        transport=openai_transport, api_key=API_KEY, base_url=fake_openai.base_url, max_retries=1
+    )
     async with client:
         model = OpenAIChatModel(client=client)
         conversation = await model.open_conversation(PROFILE)
@@ -288,10 +293,14 @@ async def test_a_500_before_the_stream_is_retried_by_the_sdk(fake_openai, chat):
     assert len(sent(fake_openai)) == 2
 
 
-async def test_a_slow_server_fails_the_step_after_the_timeout(fake_openai, chat):
+async def test_a_slow_server_fails_the_step_after_the_timeout(openai_transport, fake_openai, chat):
     chat.play(ChatStep(text="late", delay=1.0), chat_reply("on time"))
     client = make_openai_client(
-        api_key=API_KEY, base_url=fake_openai.base_url, max_retries=0, timeout=0.2
+        transport=openai_transport,
+        api_key=API_KEY,
+        base_url=fake_openai.base_url,
+        max_retries=0,
+        timeout=0.2,
     )
     async with client:
         model = OpenAIChatModel(client=client)
@@ -362,7 +371,9 @@ async def test_each_call_carries_and_logs_the_correlation_id(fake_openai, chat, 
     )
 
 
-async def test_the_round_limit_leaves_calls_that_the_next_turn_repairs(fake_openai, chat):
+async def test_the_round_limit_leaves_calls_that_the_next_turn_repairs(
+    openai_transport, fake_openai, chat
+):
     def ping() -> str:
         """Answer pong."""
         return "pong"
@@ -375,7 +386,9 @@ async def test_the_round_limit_leaves_calls_that_the_next_turn_repairs(fake_open
     chat.play(
         chat_calls(("c1", "t__ping", "{}")), chat_calls(("c2", "t__ping", "{}")), chat_reply("ok")
     )
-    client = make_openai_client(api_key=API_KEY, base_url=fake_openai.base_url, max_retries=0)
+    client = make_openai_client(
+        transport=openai_transport, api_key=API_KEY, base_url=fake_openai.base_url, max_retries=0
+    )
     async with client:
         state = InMemoryStateStore()
         service = AssistantService(
@@ -451,13 +464,54 @@ async def test_settings_select_the_chat_adapter(fake_openai, chat):
         await close_client()
 
 
-async def test_the_key_is_read_before_each_request_and_a_rotated_one_is_sent(fake_openai, chat):
+@pytest.mark.parametrize(
+    ("setting", "on_aiohttp"), [({}, True), ({"OPENAI_TRANSPORT": "HTTPX"}, False)]
+)
+async def test_openai_transport_picks_the_sdks_http_client(fake_openai, chat, setting, on_aiohttp):
+    settings = load_settings(
+        {
+            "OPENAI_API_KEY": API_KEY,
+            "OPENAI_BASE_URL": fake_openai.base_url,
+            "LLM_BACKEND": "chat",
+            **setting,
+        }
+    )
+    services = await services_from_settings(settings)
+    (close_client,) = services.closers
+    try:
+        client = services.assistant._model.model._client
+        # The SDK's own aiohttp client (its `aiohttp` extra), or its default httpx2 one.
+        assert isinstance(client._client, openai.DefaultAioHttpClient) is on_aiohttp
+        chat.play(chat_reply("Carried."))
+        conversation_id = await services.assistant.start_conversation()
+        assert (await services.assistant.chat(conversation_id, "hello")).texts == ["Carried."]
+    finally:
+        await close_client()
+
+
+def test_an_unknown_transport_is_refused_by_name():
+    with pytest.raises(
+        SettingsError, match=r"OPENAI_TRANSPORT: expected one of auto\|httpx\|aiohttp"
+    ):
+        load_settings({"OPENAI_TRANSPORT": "requests"})
+    with pytest.raises(ValueError, match="unknown transport"):
+        make_openai_client(api_key=API_KEY, transport="requests")  # type: ignore[arg-type]
+
+
+async def test_the_key_is_read_before_each_request_and_a_rotated_one_is_sent(
+    openai_transport, fake_openai, chat
+):
     keys = iter(["sk-first", "sk-rotated"])
 
     async def current_key() -> str:
         return next(keys)
 
-    client = make_openai_client(api_key=current_key, base_url=fake_openai.base_url, max_retries=0)
+    client = make_openai_client(
+        transport=openai_transport,
+        api_key=current_key,
+        base_url=fake_openai.base_url,
+        max_retries=0,
+    )
     try:
         rotating = OpenAIChatModel(client=client)
         conversation = await rotating.open_conversation(PROFILE)
@@ -473,14 +527,19 @@ async def test_the_key_is_read_before_each_request_and_a_rotated_one_is_sent(fak
 
 
 async def test_a_500_is_retried_by_the_sdk_with_the_same_body_and_the_key_read_again(
-    fake_openai, chat
+    openai_transport, fake_openai, chat
 ):
     keys = iter(["sk-first", "sk-second"])
 
     async def current_key() -> str:
         return next(keys)
 
-    client = make_openai_client(api_key=current_key, base_url=fake_openai.base_url, max_retries=1)
+    client = make_openai_client(
+        transport=openai_transport,
+        api_key=current_key,
+        base_url=fake_openai.base_url,
+        max_retries=1,
+    )
     try:
         retrying = OpenAIChatModel(client=client)
         conversation = await retrying.open_conversation(PROFILE)

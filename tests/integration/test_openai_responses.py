@@ -316,9 +316,13 @@ async def test_500_is_retried_then_becomes_an_upstream_error(fake_openai, state)
     assert len(fake_openai.requests_to("responses.create")) == 2
 
 
-async def test_a_slow_response_hits_the_timeout(fake_openai, state):
+async def test_a_slow_response_hits_the_timeout(openai_transport, fake_openai, state):
     client = make_openai_client(
-        api_key=API_KEY, base_url=fake_openai.base_url, max_retries=0, timeout=0.2
+        transport=openai_transport,
+        api_key=API_KEY,
+        base_url=fake_openai.base_url,
+        max_retries=0,
+        timeout=0.2,
     )
     async with client:
         model = OpenAIResponsesModel(client, state=state)
@@ -328,8 +332,10 @@ async def test_a_slow_response_hits_the_timeout(fake_openai, state):
             await run_step(model, conversation, UserInput("hi"))
 
 
-async def test_an_unreachable_server_is_unavailable(state):
-    client = make_openai_client(api_key=API_KEY, base_url="http://127.0.0.1:9/v1", max_retries=0)
+async def test_an_unreachable_server_is_unavailable(openai_transport, state):
+    client = make_openai_client(
+        transport=openai_transport, api_key=API_KEY, base_url="http://127.0.0.1:9/v1", max_retries=0
+    )
     async with client:
         model = OpenAIResponsesModel(client, state="conversations")
         with pytest.raises(UpstreamUnavailableError, match="reach"):

@@ -80,6 +80,14 @@ class EventLoop(str, enum.Enum):
     UVLOOP = "uvloop"
 
 
+class OpenAITransport(str, enum.Enum):
+    """How the SDK's client talks HTTP; ``auto``: aiohttp when it is installed, else httpx."""
+
+    AUTO = "auto"
+    HTTPX = "httpx"
+    AIOHTTP = "aiohttp"
+
+
 class StateStoreKind(str, enum.Enum):
     MEMORY = "memory"
     REDIS = "redis"
@@ -106,6 +114,8 @@ class Settings:
     openai_base_url: str | None = None
     openai_timeout: float = 60.0
     openai_max_retries: int = 2
+    # aiohttp (the openai extra installs it) or httpx2's own transport under the SDK.
+    openai_transport: OpenAITransport = OpenAITransport.AUTO
     # The circuit breaker on the model server: this many faults in a row (5xx,
     # timeouts, lost connections) open it, and calls fail fast this many seconds.
     breaker_failures: int = 5
@@ -298,6 +308,7 @@ def _expected(field: attrs.Attribute[Any], error: BaseException) -> str:
         Environment,
         Switch,
         EventLoop,
+        OpenAITransport,
     ):
         if kind.__name__ in text:
             return "one of " + "|".join(member.value for member in kind)
@@ -405,6 +416,7 @@ _LOWERCASE = frozenset(
         "metrics",
         "playground",
         "event_loop",
+        "openai_transport",
     }
 )
 

@@ -14,7 +14,11 @@ except ImportError as error:  # pragma: no cover - the core install has no SDK
         "the OpenAI models need the openai extra: pip install 'assistant-service[openai]'"
     ) from error
 
-from assistant_service.adapters.llm.openai._client import make_openai_client
+from assistant_service.adapters.llm.openai._client import (
+    OpenAITransport,
+    aiohttp_installed,
+    make_openai_client,
+)
 from assistant_service.adapters.llm.openai.assistants._model import OpenAIAssistantsModel
 from assistant_service.adapters.llm.openai.chat._model import OpenAIChatModel
 from assistant_service.adapters.llm.openai.responses._model import OpenAIResponsesModel
@@ -23,5 +27,7 @@ __all__ = [
     "OpenAIAssistantsModel",
     "OpenAIChatModel",
     "OpenAIResponsesModel",
+    "OpenAITransport",
+    "aiohttp_installed",
     "make_openai_client",
 ]

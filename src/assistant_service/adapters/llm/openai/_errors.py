@@ -23,6 +23,7 @@ key are masked.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import math
@@ -46,6 +47,7 @@ _UNAVAILABLE_STATUSES = frozenset({429, 503})
 _KEY_REFUSED_STATUSES = frozenset({401, 403})
 _FIRST_SERVER_ERROR = 500
 _MAX_MESSAGE = 300
+_LOST = "could not reach the language model, or the connection was lost"
 
 
 @contextmanager
@@ -71,13 +73,9 @@ def translate_openai_errors(
             ) from error
         raise status_error(error, not_found) from error
     except (openai.APITimeoutError, httpx2.TimeoutException) as error:
-        raise UpstreamUnavailableError(
-            "the language model did not answer in time", fault=True
-        ) from error
+        raise _timed_out(error) from error
     except openai.APIConnectionError as error:
-        raise UpstreamUnavailableError(
-            "could not reach the language model, or the connection was lost", fault=True
-        ) from error
+        raise UpstreamUnavailableError(_LOST, fault=True) from error
     except openai.APIResponseValidationError as error:
         raise UpstreamError(
             "the language model sent a response this client cannot read", fault=True
@@ -100,6 +98,31 @@ def translate_openai_errors(
         raise UpstreamError(
             "the language model sent a reply that is not JSON", fault=True
         ) from error
+
+
+def _timed_out(error: BaseException) -> UpstreamUnavailableError:
+    if _lost_connection(error):
+        return UpstreamUnavailableError(_LOST, fault=True)
+    return UpstreamUnavailableError("the language model did not answer in time", fault=True)
+
+
+def _lost_connection(error: BaseException) -> bool:
+    """Whether a "timeout" is really a refused or dropped connection.
+
+    The SDK's aiohttp transport reports every aiohttp connection error (refused,
+    reset, closed by the server) as httpx2's ``ConnectTimeout``; its cause, an
+    aiohttp error that is no timeout, tells the two apart.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if type(cause).__module__.startswith("aiohttp") and not isinstance(
+            cause, (TimeoutError, asyncio.TimeoutError)
+        ):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def status_error(
