@@ -489,6 +489,25 @@ async def test_openai_transport_picks_the_sdks_http_client(fake_openai, chat, se
         await close_client()
 
 
+async def test_a_client_built_by_hand_keeps_the_sdks_transport_unless_asked():
+    # aiohttp runs on asyncio only: an embedder on trio keeps working by default.
+    clients = {
+        transport: make_openai_client(api_key=API_KEY, **options)  # type: ignore[arg-type]
+        for transport, options in {
+            "default": {},
+            "auto": {"transport": "auto"},
+            "aiohttp": {"transport": "aiohttp"},
+        }.items()
+    }
+    try:
+        assert not isinstance(clients["default"]._client, openai.DefaultAioHttpClient)
+        assert isinstance(clients["auto"]._client, openai.DefaultAioHttpClient)
+        assert isinstance(clients["aiohttp"]._client, openai.DefaultAioHttpClient)
+    finally:
+        for client in clients.values():
+            await client.close()
+
+
 def test_an_unknown_transport_is_refused_by_name():
     with pytest.raises(
         SettingsError, match=r"OPENAI_TRANSPORT: expected one of auto\|httpx\|aiohttp"

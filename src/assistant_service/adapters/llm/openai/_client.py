@@ -57,8 +57,9 @@ DEFAULT_MAX_RETRIES = 2
 CORRELATION_HEADER = "X-Client-Request-Id"
 
 # How the SDK's client talks HTTP: ``httpx`` (httpx2's own transport, the SDK's
-# default) or ``aiohttp`` (the SDK's ``DefaultAioHttpClient``: the same httpx2
-# client, its requests carried by aiohttp); ``auto`` takes aiohttp when installed.
+# default; any async library) or ``aiohttp`` (the SDK's ``DefaultAioHttpClient``:
+# the same httpx2 client, its requests carried by aiohttp; asyncio only);
+# ``auto`` takes aiohttp when installed.
 OpenAITransport = Literal["auto", "httpx", "aiohttp"]
 
 log = get_logger("assistant_service.openai")
@@ -71,7 +72,7 @@ def make_openai_client(  # noqa: PLR0913 -- the client's settings, all keyword-o
     timeout: float = DEFAULT_TIMEOUT,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     max_retries: int = DEFAULT_MAX_RETRIES,
-    transport: OpenAITransport = "auto",
+    transport: OpenAITransport = "httpx",
 ) -> openai.AsyncOpenAI:
     """The process's shared ``AsyncOpenAI`` client.
 
@@ -84,7 +85,9 @@ def make_openai_client(  # noqa: PLR0913 -- the client's settings, all keyword-o
     never to a log.
 
     ``transport`` (see :data:`OpenAITransport`): on bench/relay.py aiohttp spends
-    about a fifth less CPU per streamed call than httpx2's own transport. Either
+    about a fifth less CPU per streamed call than httpx2's own transport, the
+    default here because aiohttp runs on asyncio only (the service's
+    ``OPENAI_TRANSPORT`` defaults to ``auto``: it always runs on asyncio). Either
     way the requests go through the SDK's client (its auth, retries, timeouts,
     errors and stream parsing). ``"aiohttp"`` without the package installed
     raises ``ValueError``.
