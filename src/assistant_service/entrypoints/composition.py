@@ -59,7 +59,6 @@ from assistant_service.ports.tools import ToolRegistry
 
 if TYPE_CHECKING:
     from assistant_service.adapters.config.gcs import GcsConfigRepository
-    from assistant_service.adapters.llm.openai import OpenAITransport
     from assistant_service.adapters.secrets.secret_manager import SecretManagerSecretRepository
     from assistant_service.adapters.state.firestore import FirestoreStateStore
     from assistant_service.adapters.state.redis import RedisStateStore
@@ -377,18 +376,16 @@ async def _model(  # noqa: PLR0913 -- what the backends need between them
     async def current_key() -> str:
         return (await secrets.get(name)).reveal()
 
-    transport = settings.openai_transport.value
-    if transport == "aiohttp" and not openai_models.aiohttp_installed():
-        raise ConfigurationError(
-            "OPENAI_TRANSPORT=aiohttp needs aiohttp: pip install 'openai[aiohttp]'"
+    try:
+        client = openai_models.make_openai_client(
+            api_key=current_key,
+            base_url=settings.openai_base_url,
+            timeout=settings.openai_timeout,
+            max_retries=settings.openai_max_retries,
+            transport=settings.openai_transport.value,
         )
-    client = openai_models.make_openai_client(
-        api_key=current_key,
-        base_url=settings.openai_base_url,
-        timeout=settings.openai_timeout,
-        max_retries=settings.openai_max_retries,
-        transport=cast("OpenAITransport", transport),
-    )
+    except ValueError as error:  # OPENAI_TRANSPORT=aiohttp without aiohttp installed
+        raise ConfigurationError(f"OPENAI_TRANSPORT: {error}") from None
     closers.append(client.close)
     backend = settings.backend
     if backend is LLMBackend.RESPONSES:

@@ -16,7 +16,6 @@ except ImportError as error:  # pragma: no cover - the core install has no SDK
 
 from assistant_service.adapters.llm.openai._client import (
     OpenAITransport,
-    aiohttp_installed,
     make_openai_client,
 )
 from assistant_service.adapters.llm.openai.assistants._model import OpenAIAssistantsModel
@@ -28,6 +27,5 @@ __all__ = [
     "OpenAIChatModel",
     "OpenAIResponsesModel",
     "OpenAITransport",
-    "aiohttp_installed",
     "make_openai_client",
 ]

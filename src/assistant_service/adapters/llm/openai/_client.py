@@ -35,7 +35,6 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
     "OpenAITransport",
-    "aiohttp_installed",
     "log_upstream_call",
     "make_openai_client",
     "post_stream",
@@ -101,23 +100,20 @@ def make_openai_client(  # noqa: PLR0913 -- the client's settings, all keyword-o
     )
 
 
-def aiohttp_installed() -> bool:
-    """Whether the SDK can carry its requests on aiohttp (``pip install 'openai[aiohttp]'``)."""
-    try:
-        import aiohttp  # noqa: F401, PLC0415
-    except ImportError:
-        return False
-    return True
-
-
 def _http_client(transport: OpenAITransport) -> Any:
     """The httpx2 client for the SDK: None leaves the SDK its default (httpx2's transport)."""
-    if transport == "httpx" or (transport == "auto" and not aiohttp_installed()):
-        return None
-    if transport not in {"auto", "aiohttp"}:
+    if transport not in {"auto", "httpx", "aiohttp"}:
         raise ValueError(f"unknown transport {transport!r}: auto, httpx or aiohttp")
-    if not aiohttp_installed():
-        raise ValueError("the aiohttp transport needs aiohttp: pip install 'openai[aiohttp]'")
+    if transport == "httpx":
+        return None
+    try:
+        import aiohttp  # noqa: F401, PLC0415 -- only whether the SDK's extra is installed
+    except ImportError:
+        if transport == "auto":
+            return None
+        raise ValueError(
+            "the aiohttp transport needs aiohttp: pip install 'openai[aiohttp]'"
+        ) from None
     # The SDK's own subclass: its timeout, connection limits and redirects defaults.
     return openai.DefaultAioHttpClient()
 
