@@ -109,3 +109,46 @@ def test_a_secret_looking_field_is_redacted_every_time(configure):
         structlog.get_logger("native").info("call", api_token="abc", route="/chat")
     lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
     assert [(line["api_token"], line["route"]) for line in lines] == [("[REDACTED]", "/chat")] * 2
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_structlog_line_is_the_same_whether_written_directly_or_through_logging(configure):
+    # Alone on the root, the handler's stream is written to directly; with another
+    # handler beside it (caplog, an application's own) the event goes through logging.
+    buffer = configure()
+    native = structlog.get_logger("native.child")
+    with structlog.contextvars.bound_contextvars(correlation_id="c-1"):
+        native.info("turn", count=2, api_key="sk-not-for-logs-123")
+        other = _Collect()
+        logging.getLogger("native").addHandler(other)
+        try:
+            native.info("turn", count=2, api_key="sk-not-for-logs-123")
+        finally:
+            logging.getLogger("native").removeHandler(other)
+    direct, through_logging = (json.loads(line) for line in buffer.getvalue().splitlines())
+    assert direct.pop("timestamp")
+    assert through_logging.pop("timestamp")
+    assert direct == through_logging
+    assert direct["api_key"] == "[REDACTED]"
+    assert direct["correlation_id"] == "c-1"
+    assert direct["logger"] == "native.child"
+    assert [record.name for record in other.records] == ["native.child"]
+
+
+def test_a_structlog_exception_is_rendered_on_the_direct_path(configure):
+    buffer = configure()
+    try:
+        raise KeyError("gone")  # noqa: TRY301 -- a real traceback to render
+    except KeyError:
+        structlog.get_logger("native").exception("lookup failed")
+    line = json.loads(buffer.getvalue())
+    assert line["severity"] == "ERROR"
+    assert "KeyError: 'gone'" in line["exception"]
