@@ -9,12 +9,14 @@ too: a second line of defence behind the :class:`~assistant_service.domain.secre
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
+import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -69,6 +71,19 @@ def _redact_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_redact_value(item) for item in value)
     return value
+
+
+def _json_line(event_dict: EventDict, **_options: Any) -> str:
+    """A line's JSON: keys that are not strings become strings, other objects their repr."""
+    try:
+        return orjson.dumps(event_dict, default=_loggable, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # an integer past 64 bits, a lone surrogate: the json module takes them
+        return json.dumps(event_dict, default=_loggable)
+
+
+def _loggable(value: object) -> object:
+    structlog_form = getattr(value, "__structlog__", None)
+    return structlog_form() if callable(structlog_form) else repr(value)
 
 
 def add_severity(_logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
@@ -141,7 +156,7 @@ def _renderers(log_format: LogFormat, project_id: str | None = None) -> list[Pro
             add_severity,
             structlog.processors.EventRenamer("message"),
             redact_secrets,
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(serializer=_json_line),
         ]
     return [
         structlog.processors.format_exc_info,

@@ -6,31 +6,26 @@ way, so a history moved between stores reads back alike.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import cattrs
 
+from assistant_service.adapters.json_text import dumps_text, loads
 from assistant_service.domain.errors import ConflictError, InvalidInputError, LeaseLostError
 from assistant_service.domain.leases import Lease
 from assistant_service.domain.models import Conversation
 from assistant_service.domain.runs import RunRecord
 
-# One encoder for every item and event: json.dumps with options builds one per call.
-_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
 # Run records as JSON: attrs classes as objects, enums as their values, tuples as lists.
 _RUNS = cattrs.Converter()
 
 
 def encode_item(item: Mapping[str, Any]) -> str:
-    """``item`` as compact JSON; ``InvalidInputError`` for what JSON cannot hold.
-
-    The text is ASCII (non-ASCII characters are escaped): its length is its size in bytes.
-    """
+    """``item`` as compact JSON; ``InvalidInputError`` for what JSON cannot hold."""
     try:
-        return _COMPACT(item)
+        return dumps_text(item)
     except (TypeError, ValueError) as error:
         raise InvalidInputError(f"conversation items must be JSON: {error}") from None
 
@@ -40,25 +35,24 @@ def decode_items(texts: Sequence[str] | Sequence[bytes]) -> list[Mapping[str, An
     if not texts:
         return []
     joined = b",".join(t if isinstance(t, bytes) else t.encode() for t in texts)
-    decoded: list[Mapping[str, Any]] = json.loads(b"[" + joined + b"]")
+    decoded: list[Mapping[str, Any]] = loads(b"[" + joined + b"]")
     return decoded
 
 
 def encode_conversation(conversation: Conversation) -> str:
-    return json.dumps(
+    return dumps_text(
         {
             "id": conversation.id,
             "assistant_id": conversation.assistant_id,
             # isoformat keeps the offset (or its absence) and the microseconds: an exact round trip.
             "created_at": conversation.created_at.isoformat(),
             "metadata": dict(conversation.metadata),
-        },
-        separators=(",", ":"),
+        }
     )
 
 
 def decode_conversation(text: str | bytes) -> Conversation:
-    fields = json.loads(text)
+    fields = loads(text)
     return Conversation(
         id=fields["id"],
         assistant_id=fields["assistant_id"],
@@ -88,11 +82,11 @@ def encode_events(events: Sequence[Mapping[str, Any]]) -> list[tuple[int, str]]:
 
 
 def encode_run(record: RunRecord) -> str:
-    return _COMPACT(_RUNS.unstructure(record))
+    return dumps_text(_RUNS.unstructure(record))
 
 
 def decode_run(text: str | bytes) -> RunRecord:
-    return _RUNS.structure(json.loads(text), RunRecord)
+    return _RUNS.structure(loads(text), RunRecord)
 
 
 def check_ttl(ttl: float) -> None:

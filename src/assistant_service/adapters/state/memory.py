@@ -121,7 +121,7 @@ class InMemoryStateStore:
         if fence is not None:
             self._check_fence(conversation_id, fence)
         texts = [encode_item(item) for item in items]  # all or none: encode before changing
-        added = sum(map(len, texts))
+        added = sum(map(_size, texts))
         if added > self.max_bytes:
             raise InvalidInputError(
                 f"{added} bytes of items exceed the store's bound of {self.max_bytes}"
@@ -312,7 +312,7 @@ class InMemoryStateStore:
         self._bytes -= history.size
 
     def _drop_oldest_item(self, history: _History) -> None:
-        size = len(history.texts.popleft())
+        size = _size(history.texts.popleft())
         history.size -= size
         self._bytes -= size
 
@@ -331,3 +331,8 @@ class InMemoryStateStore:
                     break
         for key in idle:
             del self._grants[key]
+
+
+def _size(text: str) -> int:
+    """A stored item's size in bytes (its UTF-8 encoding)."""
+    return len(text) if text.isascii() else len(text.encode())

@@ -14,6 +14,8 @@ from typing import Any, Literal, TypeVar
 import attrs
 import cattrs
 
+from assistant_service.adapters.json_text import dumps_bytes as to_json_bytes
+from assistant_service.adapters.json_text import dumps_text
 from assistant_service.application.history import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from assistant_service.domain.errors import (
     AssistantServiceError,
@@ -359,18 +361,19 @@ def internal_error_event(correlation_id: str) -> dict[str, Any]:
     }
 
 
-# One encoder for every event: json.dumps with options builds a new one per call.
-_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
-
-
 def dumps(payload: Any) -> str:
-    """Compact JSON, with every held secret value and key-shaped text masked.
+    """Compact JSON (UTF-8), with every held secret value and key-shaped text masked.
 
-    Every body, SSE and WebSocket event the edge sends is written here, so an
-    upstream that echoes a secret (in an error, an event, a message) never
-    gets it to a client. Non-ASCII is escaped so any text is safe on every transport.
+    Every body, SSE and WebSocket event the edge sends is written here (or by
+    :func:`dumps_bytes`), so an upstream that echoes a secret (in an error, an
+    event, a message) never gets it to a client.
     """
-    return _COMPACT(masked(payload))
+    return dumps_text(masked(payload))
+
+
+def dumps_bytes(payload: Any) -> bytes:
+    """:func:`dumps`, encoded: for bodies and event streams, which are bytes."""
+    return to_json_bytes(masked(payload))
 
 
 def masked(payload: Any) -> Any:

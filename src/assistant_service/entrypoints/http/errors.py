@@ -30,7 +30,11 @@ from assistant_service.domain.errors import (
     UpstreamUnavailableError,
 )
 from assistant_service.entrypoints.http.auth import ForbiddenError, UnauthenticatedError
-from assistant_service.entrypoints.http.codec import MalformedRequestError, dumps, error_payload
+from assistant_service.entrypoints.http.codec import (
+    MalformedRequestError,
+    dumps_bytes,
+    error_payload,
+)
 from assistant_service.entrypoints.http.refusals import TooManyRequestsError
 
 log = structlog.get_logger(__name__)
@@ -92,7 +96,7 @@ def error_response(
     status: int, payload: dict[str, Any], retry_after: float | None = None
 ) -> Response:
     body = {"error": {**payload, "correlation_id": correlation_id()}}
-    response = Response(dumps(body), status=status, content_type="application/json")
+    response = Response(dumps_bytes(body), status=status, content_type="application/json")
     if retry_after is not None:
         # Retry-After takes whole seconds; round up so clients do not come back early.
         response.headers["Retry-After"] = str(max(1, int(-(-retry_after // 1))))

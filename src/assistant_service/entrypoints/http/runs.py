@@ -21,7 +21,7 @@ from assistant_service.domain.errors import AssistantServiceError, InvalidInputE
 from assistant_service.domain.events import RunEvent
 from assistant_service.entrypoints.http.codec import (
     ChatRequest,
-    dumps,
+    dumps_bytes,
     error_event,
     event_payload,
     internal_error_event,
@@ -41,7 +41,7 @@ RUN = "/threads/<thread_id>/runs/<run_id>"
 
 
 def json_response(body: Any, status: int = 200) -> Response:
-    return Response(dumps(body), status=status, content_type="application/json")
+    return Response(dumps_bytes(body), status=status, content_type="application/json")
 
 
 def wants_event_stream(accept: str) -> bool:
@@ -226,7 +226,7 @@ class _EventStream:
 def _sse(payload: dict[str, Any]) -> bytes:
     seq = payload.get("seq")
     event_id = f"id: {seq}\n" if seq else ""
-    return f"{event_id}event: {payload['type']}\ndata: {dumps(payload)}\n\n".encode()
+    return f"{event_id}event: {payload['type']}\ndata: ".encode() + dumps_bytes(payload) + b"\n\n"
 
 
 async def _first(events: AsyncGenerator[RunEvent, None]) -> RunEvent:

@@ -19,6 +19,7 @@ import openai
 
 from assistant_service.adapters._logs import get_logger
 from assistant_service.adapters.correlation import current_correlation_id
+from assistant_service.adapters.json_text import dumps_bytes
 from assistant_service.adapters.llm.openai._errors import (
     redact,
     retry_after,
@@ -134,7 +135,8 @@ async def post_stream(
     stream: openai.AsyncStream[Any] = await client.post(
         path,
         cast_to=object,
-        body=body,
+        # Encoded here (orjson): the SDK sends bytes as they are.
+        content=dumps_bytes(body),
         # The typed create(...) asks for the same: the key as a bearer token.
         options={"headers": upstream_headers(), "security": {"bearer_auth": True}},
         stream=True,
