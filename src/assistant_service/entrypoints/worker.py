@@ -9,6 +9,8 @@ Hypercorn's ``TCPServer``; so does :func:`serve_connections`, which also:
 - sleeps WebSocket pings through :func:`ping_sleep`: Hypercorn's ping loop
   would hold a closed socket (and its memory) until its next ping, up to
   ``WS_PING_INTERVAL`` later, and make shutdown wait for it;
+- times each idle keep-alive connection with one timer (:class:`_IdleTimer`)
+  where Hypercorn starts two tasks per request and cancels them at the next;
 - bounds shutdown: past the grace, what is still open is aborted, then
   cancelled, quietly (Hypercorn leaves it to ``asyncio.run``, which logs a
   traceback per connection on Python 3.11).
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import attrs
 import structlog
@@ -91,6 +94,7 @@ async def serve_connections(
         await shutdown_trigger()
     finally:
         await acceptor.context.terminated.set()  # keep-alive connections close after a response
+        acceptor.close_idle()  # and the idle ones now, as Hypercorn's idle tasks would
         for server in servers:
             server.close()
         await _end_connections(
@@ -116,6 +120,12 @@ class _Acceptor:
     connections: Connections
     context: _WorkerContext = attrs.field(factory=lambda: _WorkerContext(None))
     tasks: set[asyncio.Task[None]] = attrs.field(factory=set)
+    idle: set[_IdleTimer] = attrs.field(factory=set)
+
+    def close_idle(self) -> None:
+        """Close every connection that is waiting for its next request."""
+        for timer in list(self.idle):
+            timer.expire()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -132,10 +142,12 @@ class _Acceptor:
         if key is not None:
             self.connections.add(key, writer.transport)
         loop = asyncio.get_running_loop()
+        server = TCPServer(
+            self.app, loop, self.config, self.context, self.lifespan_state, reader, writer
+        )
+        server.idle_task = _IdleTimer(server, self.idle)  # type: ignore[assignment]
         try:
-            await TCPServer(
-                self.app, loop, self.config, self.context, self.lifespan_state, reader, writer
-            )
+            await server
         except asyncio.CancelledError:
             # Only shutdown cancels a connection, after aborting it: it is over.
             # Ending quietly keeps asyncio's stream callback from logging a traceback.
@@ -143,6 +155,60 @@ class _Acceptor:
         finally:
             if key is not None:
                 self.connections.discard(key, writer.transport)
+
+
+class _IdleTimer:
+    """``TCPServer.idle_task`` as one timer: it closes a connection left idle too long.
+
+    Hypercorn's own restarts a task each time a keep-alive connection turns idle
+    (``asyncio.wait_for`` starts a second one inside it) and cancels and awaits
+    both when the next request comes: per request, four task switches and a
+    timer. This one arms a timer (``keep_alive_timeout``) and disarms it. When it
+    fires, or when the server terminates while the connection is idle
+    (:meth:`_Acceptor.close_idle`), the connection is closed as Hypercorn's task
+    would close it.
+    """
+
+    def __init__(self, server: TCPServer, idle: set[_IdleTimer]) -> None:
+        self._server = server
+        self._idle = idle
+        self._handle: asyncio.TimerHandle | None = None
+        self._task_group: Any = None
+
+    async def restart(self, task_group: Any, _action: object) -> None:
+        self._disarm()
+        self._task_group = task_group
+        if self._server.context.terminated.is_set():
+            self.expire()
+            return
+        self._handle = self._server.loop.call_later(
+            self._server.config.keep_alive_timeout, self.expire
+        )
+        self._idle.add(self)
+
+    async def stop(self) -> None:
+        self._disarm()
+
+    def expire(self) -> None:
+        self._disarm()
+        if self._task_group is None:
+            return
+        close = _close_connection(self._server)
+        try:
+            self._task_group._task_group.create_task(close)  # noqa: SLF001 -- as Hypercorn does
+        except RuntimeError:  # the connection's task group has ended: it is closing already
+            close.close()
+
+    def _disarm(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._idle.discard(self)
+
+
+async def _close_connection(server: TCPServer) -> None:
+    # Shielded, as in Hypercorn: the close runs to its end once begun.
+    await asyncio.shield(server._initiate_server_close())  # noqa: SLF001 -- Hypercorn's own
 
 
 async def _end_connections(
