@@ -133,7 +133,7 @@ async def post_stream(
     raises ``UpstreamError`` (an upstream fault).
     """
     stream: openai.AsyncStream[Any] = await client.post(
-        path,
+        _request_url(client, path),
         cast_to=object,
         # Encoded here (orjson): the SDK sends bytes as they are.
         content=dumps_bytes(body),
@@ -152,6 +152,21 @@ async def post_stream(
             f"the model server answered {media_type[:60]!r}, not an event stream", fault=True
         )
     return stream
+
+
+def _request_url(client: openai.AsyncOpenAI, path: str) -> str:
+    """``path`` under the client's base URL, absolute, for a plain ``AsyncOpenAI``.
+
+    The SDK would parse the relative path and then copy its base URL with the
+    joined path, on every request (about 2 % of a streamed turn's CPU); an
+    absolute URL is parsed once. A subclass (Azure's client rewrites deployment
+    paths) gets the path as it is.
+    """
+    base = client.base_url
+    if type(client) is not openai.AsyncOpenAI or base.query or base.fragment:
+        return path
+    # The SDK keeps its base URL with a trailing slash.
+    return f"{base}{path.lstrip('/')}"
 
 
 def upstream_headers() -> dict[str, str]:
