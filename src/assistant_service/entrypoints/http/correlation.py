@@ -24,7 +24,7 @@ import anyio
 import attrs
 import structlog
 
-from assistant_service.adapters.correlation import is_valid_correlation_id
+from assistant_service.adapters.correlation import bound_correlation_id, is_valid_correlation_id
 
 HEADER = "X-Correlation-ID"
 SCOPE_KEY = "assistant_service.correlation_id"
@@ -102,7 +102,7 @@ class CorrelationMiddleware:
                 status = 403  # closed before the handshake: the server refused it
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+        with bound_correlation_id(correlation_id):
             try:
                 await self._call_until_stopping(scope, receive, send_with_header)
             except Exception:
