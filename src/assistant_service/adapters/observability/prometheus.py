@@ -46,6 +46,34 @@ _FIRST_TEXT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60)
 _SHORT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
+# Label sets a metric remembers children for (routes, assistants, tools, codes:
+# bounded already; this bounds the memory of the shortcut, not the metric).
+_MAX_CHILDREN = 4096
+
+
+class _Labelled:
+    """A labelled metric that remembers its children by label values.
+
+    ``prometheus_client``'s ``labels()`` checks, converts and locks on every
+    call, several times per chat turn; the child for the same values is the same
+    object, so it is looked up once.
+    """
+
+    __slots__ = ("_children", "_metric")
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def labels(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._metric.labels(*values)
+            if len(self._children) < _MAX_CHILDREN:
+                self._children[values] = child
+        return child
+
+
 @attrs.frozen
 class _Metrics:
     http_requests: Any
@@ -79,38 +107,48 @@ def _metrics(registry: CollectorRegistry | None) -> _Metrics:
         return made
     http = ("route", "method")
     made = _Metrics(
-        http_requests=prom.Counter(
-            "assistant_http_requests",
-            "HTTP requests and WebSocket sessions, by route template, method and status.",
-            [*http, "status"],
-            registry=target,
+        http_requests=_Labelled(
+            prom.Counter(
+                "assistant_http_requests",
+                "HTTP requests and WebSocket sessions, by route template, method and status.",
+                [*http, "status"],
+                registry=target,
+            )
         ),
-        http_duration=prom.Histogram(
-            "assistant_http_request_duration_seconds",
-            "How long HTTP requests and WebSocket sessions took.",
-            http,
-            buckets=_SHORT_BUCKETS,
-            registry=target,
+        http_duration=_Labelled(
+            prom.Histogram(
+                "assistant_http_request_duration_seconds",
+                "How long HTTP requests and WebSocket sessions took.",
+                http,
+                buckets=_SHORT_BUCKETS,
+                registry=target,
+            )
         ),
-        runs=prom.Counter(
-            "assistant_runs",
-            "Runs that ended, by assistant, backend and status.",
-            ["assistant", "backend", "status"],
-            registry=target,
+        runs=_Labelled(
+            prom.Counter(
+                "assistant_runs",
+                "Runs that ended, by assistant, backend and status.",
+                ["assistant", "backend", "status"],
+                registry=target,
+            )
         ),
-        run_duration=prom.Histogram(
-            "assistant_run_duration_seconds",
-            "How long runs took, from start to end.",
-            ["assistant", "backend"],
-            buckets=_RUN_BUCKETS,
-            registry=target,
+        run_duration=_Labelled(
+            prom.Histogram(
+                "assistant_run_duration_seconds",
+                "How long runs took, from start to end.",
+                ["assistant", "backend"],
+                buckets=_RUN_BUCKETS,
+                registry=target,
+            )
         ),
-        first_text=prom.Histogram(
-            "assistant_run_time_to_first_text_seconds",
-            "From a run's start to its first text delta.",
-            ["assistant", "backend"],
-            buckets=_FIRST_TEXT_BUCKETS,
-            registry=target,
+        first_text=_Labelled(
+            prom.Histogram(
+                "assistant_run_time_to_first_text_seconds",
+                "From a run's start to its first text delta.",
+                ["assistant", "backend"],
+                buckets=_FIRST_TEXT_BUCKETS,
+                registry=target,
+            )
         ),
         active_runs=prom.Gauge(
             "assistant_active_runs",
@@ -118,37 +156,47 @@ def _metrics(registry: CollectorRegistry | None) -> _Metrics:
             registry=target,
             multiprocess_mode="livesum",
         ),
-        tool_calls=prom.Counter(
-            "assistant_tool_calls",
-            "Tool calls that ended, by tool and status.",
-            ["tool", "status"],
-            registry=target,
+        tool_calls=_Labelled(
+            prom.Counter(
+                "assistant_tool_calls",
+                "Tool calls that ended, by tool and status.",
+                ["tool", "status"],
+                registry=target,
+            )
         ),
-        tool_duration=prom.Histogram(
-            "assistant_tool_call_duration_seconds",
-            "How long tool calls took.",
-            ["tool"],
-            buckets=_SHORT_BUCKETS,
-            registry=target,
+        tool_duration=_Labelled(
+            prom.Histogram(
+                "assistant_tool_call_duration_seconds",
+                "How long tool calls took.",
+                ["tool"],
+                buckets=_SHORT_BUCKETS,
+                registry=target,
+            )
         ),
-        upstream_calls=prom.Counter(
-            "assistant_upstream_calls",
-            "Calls to the model server, by backend, operation and outcome.",
-            ["backend", "operation", "outcome"],
-            registry=target,
+        upstream_calls=_Labelled(
+            prom.Counter(
+                "assistant_upstream_calls",
+                "Calls to the model server, by backend, operation and outcome.",
+                ["backend", "operation", "outcome"],
+                registry=target,
+            )
         ),
-        upstream_duration=prom.Histogram(
-            "assistant_upstream_call_duration_seconds",
-            "How long calls to the model server took (a streamed step: until its headers).",
-            ["backend", "operation"],
-            buckets=_SHORT_BUCKETS,
-            registry=target,
+        upstream_duration=_Labelled(
+            prom.Histogram(
+                "assistant_upstream_call_duration_seconds",
+                "How long calls to the model server took (a streamed step: until its headers).",
+                ["backend", "operation"],
+                buckets=_SHORT_BUCKETS,
+                registry=target,
+            )
         ),
-        tokens=prom.Counter(
-            "assistant_tokens",
-            "Tokens the model used, by assistant and kind (input or output).",
-            ["assistant", "kind"],
-            registry=target,
+        tokens=_Labelled(
+            prom.Counter(
+                "assistant_tokens",
+                "Tokens the model used, by assistant and kind (input or output).",
+                ["assistant", "kind"],
+                registry=target,
+            )
         ),
         open_websockets=prom.Gauge(
             "assistant_open_websockets",
@@ -168,20 +216,24 @@ def _metrics(registry: CollectorRegistry | None) -> _Metrics:
             registry=target,
             multiprocess_mode="livesum",
         ),
-        refusals=prom.Counter(
-            "assistant_refusals",
-            "Requests and WebSocket frames refused by policy, by error code"
-            " (unauthenticated, rate_limited, budget_exhausted).",
-            ["code"],
-            registry=target,
+        refusals=_Labelled(
+            prom.Counter(
+                "assistant_refusals",
+                "Requests and WebSocket frames refused by policy, by error code"
+                " (unauthenticated, rate_limited, budget_exhausted).",
+                ["code"],
+                registry=target,
+            )
         ),
-        breaker_state=prom.Gauge(
-            "assistant_upstream_breaker_state",
-            "Circuit breakers per upstream and state: 1 for the state each is in "
-            "(processes added up).",
-            ["upstream", "state"],
-            registry=target,
-            multiprocess_mode="livesum",
+        breaker_state=_Labelled(
+            prom.Gauge(
+                "assistant_upstream_breaker_state",
+                "Circuit breakers per upstream and state: 1 for the state each is in "
+                "(processes added up).",
+                ["upstream", "state"],
+                registry=target,
+                multiprocess_mode="livesum",
+            )
         ),
     )
     _by_registry[id(target)] = made
