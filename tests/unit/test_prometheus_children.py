@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import prometheus_client
 import pytest
 
@@ -34,3 +36,15 @@ def test_past_the_bound_label_sets_are_still_counted(monkeypatch: pytest.MonkeyP
     for route in ("/a", "/b", "/c", "/c", "/d"):
         observer.http_request(HttpRequest(route, "GET", "http", 200, 0.01))
     assert [_requests(registry, route, "200") for route in ("/a", "/b", "/c", "/d")] == [1, 1, 2, 1]
+
+
+def test_every_new_registry_gets_its_own_metrics_even_where_an_old_ones_id_is_reused():
+    # Keyed by id(), a registry that was collected left its metrics to a new one at its address.
+    for _ in range(20):
+        registry = prometheus_client.CollectorRegistry()
+        PrometheusObserver.create("chat", registry).http_request(
+            HttpRequest("/start", "GET", "http", 200, 0.01)
+        )
+        assert _requests(registry, "/start", "200") == 1
+        del registry
+        gc.collect()

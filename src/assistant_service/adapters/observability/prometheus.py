@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import weakref
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +95,8 @@ class _Metrics:
     breaker_state: Any
 
 
-_by_registry: dict[int, _Metrics] = {}
+# By registry object, not id(): a registry that is gone may leave its id to a new one.
+_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, _Metrics] = weakref.WeakKeyDictionary()
 
 
 def _metrics(registry: CollectorRegistry | None) -> _Metrics:
@@ -102,7 +104,7 @@ def _metrics(registry: CollectorRegistry | None) -> _Metrics:
     import prometheus_client as prom  # noqa: PLC0415 -- the extra is optional
 
     target = prom.REGISTRY if registry is None else registry
-    made = _by_registry.get(id(target))
+    made = _by_registry.get(target)
     if made is not None:
         return made
     http = ("route", "method")
@@ -236,7 +238,7 @@ def _metrics(registry: CollectorRegistry | None) -> _Metrics:
             )
         ),
     )
-    _by_registry[id(target)] = made
+    _by_registry[target] = made
     return made
 
 
