@@ -190,15 +190,18 @@ class _DirectWriter:
                 logger, method, event_dict
             )
         line: Any = event_dict
-        for render in self._render:
-            line = render(logger, method, line)
         handler = self._handler
-        handler.acquire()
         try:
-            handler.stream.write(line + handler.terminator)
-            handler.flush()
-        finally:
-            handler.release()
+            for render in self._render:
+                line = render(logger, method, line)
+            handler.acquire()
+            try:
+                handler.stream.write(line + handler.terminator)
+                handler.flush()
+            finally:
+                handler.release()
+        except Exception:  # noqa: BLE001 -- as logging's own emit: a line never fails its caller
+            handler.handleError(logging.makeLogRecord({"msg": str(line)[:1000]}))
         raise structlog.DropEvent
 
     def _reaches_only_our_handler(self, logger: Any) -> bool:

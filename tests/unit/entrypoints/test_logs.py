@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -120,14 +121,63 @@ class _Collect(logging.Handler):
         self.records.append(record)
 
 
+@contextlib.contextmanager
+def _alone_on_the_root():
+    """The service's handler alone on the root logger, as in the service.
+
+    pytest puts its own capture handler there while a test runs; with it, every
+    line goes through ``logging`` and the direct path is never taken.
+    """
+    root = logging.getLogger()
+    others = [h for h in root.handlers if h.get_name() != "assistant_service"]
+    for handler in others:
+        root.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in others:
+            root.addHandler(handler)
+
+
+@contextlib.contextmanager
+def _records_made():
+    """The stdlib records made in the block (through logging's own record factory hook)."""
+    made: list[logging.LogRecord] = []
+    factory = logging.getLogRecordFactory()
+
+    def counting(*args, **kwargs) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        made.append(record)
+        return record
+
+    logging.setLogRecordFactory(counting)
+    try:
+        yield made
+    finally:
+        logging.setLogRecordFactory(factory)
+
+
+def test_alone_on_the_root_a_structlog_line_makes_no_stdlib_record(configure):
+    buffer = configure()
+    with _alone_on_the_root(), _records_made() as made:
+        structlog.get_logger("native").info("direct", count=1)
+        logging.getLogger("stdlib").info("through logging")
+    # The stdlib line makes its record (and ProcessorFormatter's copy); the structlog one none.
+    assert {record.name for record in made} == {"stdlib"}
+    direct, foreign = (json.loads(line) for line in buffer.getvalue().splitlines())
+    assert (direct["message"], direct["count"]) == ("direct", 1)
+    assert foreign["message"] == "through logging"
+
+
 def test_a_structlog_line_is_the_same_whether_written_directly_or_through_logging(configure):
-    # Alone on the root, the handler's stream is written to directly; with another
-    # handler beside it (caplog, an application's own) the event goes through logging.
+    # With another handler on the way (caplog, an application's own) the event goes
+    # through logging; the line the service's handler writes is the same.
     buffer = configure()
     native = structlog.get_logger("native.child")
+    other = _Collect()
     with structlog.contextvars.bound_contextvars(correlation_id="c-1"):
-        native.info("turn", count=2, api_key="sk-not-for-logs-123")
-        other = _Collect()
+        with _alone_on_the_root():
+            native.info("turn", count=2, api_key="sk-not-for-logs-123")
         logging.getLogger("native").addHandler(other)
         try:
             native.info("turn", count=2, api_key="sk-not-for-logs-123")
@@ -148,7 +198,23 @@ def test_a_structlog_exception_is_rendered_on_the_direct_path(configure):
     try:
         raise KeyError("gone")  # noqa: TRY301 -- a real traceback to render
     except KeyError:
-        structlog.get_logger("native").exception("lookup failed")
+        with _alone_on_the_root():
+            structlog.get_logger("native").exception("lookup failed")
     line = json.loads(buffer.getvalue())
     assert line["severity"] == "ERROR"
     assert "KeyError: 'gone'" in line["exception"]
+
+
+class _BrokenStream(io.StringIO):
+    def write(self, _text: str) -> int:
+        raise BrokenPipeError("the reader is gone")
+
+
+def test_a_line_that_cannot_be_written_never_fails_the_code_that_logs_it(configure, capsys):
+    # As with logging's own handlers: the error is reported on stderr, not raised.
+    configure()
+    handler = next(h for h in logging.getLogger().handlers if h.get_name() == "assistant_service")
+    handler.setStream(_BrokenStream())
+    with _alone_on_the_root():
+        structlog.get_logger("native").info("turn", count=1)
+    assert "--- Logging error ---" in capsys.readouterr().err
