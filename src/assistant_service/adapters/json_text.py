@@ -37,10 +37,7 @@ def dumps_bytes(value: Any) -> bytes:
 
 def dumps_text(value: Any) -> str:
     """:func:`dumps_bytes` as a ``str``."""
-    try:
-        return orjson.dumps(value, option=_STRICT).decode()
-    except TypeError:
-        return _FALLBACK(value)
+    return dumps_bytes(value).decode()
 
 
 def loads(text: str | bytes) -> Any:
